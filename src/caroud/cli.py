@@ -1,0 +1,235 @@
+"""The ``caroud`` command line: parses arguments and calls library functions, nothing more."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from caroud.context import Context
+from caroud.errors import CaroudError
+from caroud.logs import configure_logging
+from caroud.settings import Settings
+
+app = typer.Typer(help="Caroud matchmaking and game-server pooling on Redis.", no_args_is_help=True)
+ticket_app = typer.Typer(help="Queue, inspect and cancel tickets.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks (figures go to docs/benchmarks.md).", no_args_is_help=True)
+app.add_typer(ticket_app, name="ticket")
+app.add_typer(bench_app, name="bench")
+err = Console(stderr=True)
+
+QueuesFile = Annotated[
+    Path | None, typer.Option("--queues-file", help="TOML queue definitions (CAROUD_QUEUES_FILE)")
+]
+
+
+def _context(queues_file: Path | None = None) -> Context:
+    settings = Settings.from_env()
+    if queues_file is not None:
+        settings = Settings.from_mapping({"CAROUD_QUEUES_FILE": str(queues_file)} | _env())
+    return Context.build(settings)
+
+
+def _env() -> dict[str, str]:
+    import os
+
+    return dict(os.environ)
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
+
+
+@app.command()
+def worker(
+    tick: Annotated[float | None, typer.Option(help="seconds between cycles")] = None,
+    queue: Annotated[list[str] | None, typer.Option(help="work only these queues")] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
+    queues_file: QueuesFile = None,
+) -> None:
+    """Run matchmaking cycles for all queues until SIGTERM or Ctrl-C."""
+    from caroud.matchmaking.worker import Worker
+
+    configure_logging(log_level)
+    ctx = _context(queues_file)
+    w = Worker(ctx.matchmaking, tick_s=tick, queue_names=queue)
+    w.install_signal_handlers()
+    w.run()
+
+
+@app.command()
+def demo(
+    rate: Annotated[float, typer.Option(help="tickets per second")] = 40.0,
+    duration: Annotated[float | None, typer.Option(help="stop after this many seconds")] = None,
+    queues_file: QueuesFile = None,
+) -> None:
+    """A worker plus simulated players, so you can watch matches form (Ctrl-C stops)."""
+    from caroud.demo import DemoTotals, run_load
+    from caroud.matchmaking.worker import Worker
+
+    configure_logging("info")
+    ctx = _context(queues_file)
+    w = Worker(ctx.matchmaking)
+    stop = threading.Event()
+    w.install_signal_handlers()
+    thread = threading.Thread(target=w.run, name="worker", daemon=True)
+    thread.start()
+    err.print(f"[bold]caroud demo[/]: {rate:g} tickets/s over {len(ctx.queues)} queues; Ctrl-C stops")
+
+    def report(t: DemoTotals) -> None:
+        depth = {q.name: ctx.matchmaking.count(q.name) for q in ctx.queues}
+        err.print(
+            f"[dim]enqueued={t.enqueued} matches={w.totals.matches} "
+            f"timed_out={w.totals.timed_out} waiting={depth}[/]"
+        )
+
+    loader = threading.Thread(target=run_load, args=(ctx.matchmaking, rate, stop, report))
+    loader.start()
+    started = time.monotonic()
+    try:
+        while thread.is_alive() and (duration is None or time.monotonic() - started < duration):
+            thread.join(0.2)
+    except KeyboardInterrupt:
+        pass
+    stop.set()
+    w.stop()
+    loader.join()
+    thread.join()
+
+
+@app.command()
+def queues(queues_file: QueuesFile = None) -> None:
+    """The configured queues with how many tickets wait in each (JSON)."""
+    ctx = _context(queues_file)
+    now = ctx.matchmaking.server_time()
+    out = []
+    for q in ctx.queues:
+        oldest = ctx.matchmaking.oldest_created(q.name)
+        out.append(
+            {
+                "name": q.name,
+                "shape": f"{q.teams}x{q.team_size}",
+                "party_sizes": list(q.party_sizes),
+                "regions": list(q.regions),
+                "waiting": ctx.matchmaking.count(q.name),
+                "oldest_wait_s": round(now - oldest, 3) if oldest is not None else None,
+            }
+        )
+    _print_json(out)
+
+
+def _ticket_json(ctx: Context, ticket_id: str) -> dict[str, Any]:
+    t = ctx.matchmaking.get(ticket_id)
+    return {
+        "id": t.id,
+        "queue": t.queue,
+        "status": t.status.value,
+        "players": [{"id": p.id, "rating": p.rating} for p in t.players],
+        "latencies": dict(t.latencies),
+        "created_at": t.created_at,
+        "match_id": t.match_id,
+        "team": t.team,
+    }
+
+
+@ticket_app.command("enqueue")
+def ticket_enqueue(
+    queue: Annotated[str, typer.Argument(help="queue name")],
+    players: Annotated[list[str], typer.Argument(help="PLAYER=RATING, one per party member")],
+    latency: Annotated[list[str] | None, typer.Option(help="REGION=MS, repeatable")] = None,
+    queues_file: QueuesFile = None,
+) -> None:
+    """Queue a player or a party."""
+    from caroud.errors import ValidationError
+
+    def pair(text: str, what: str) -> tuple[str, float]:
+        name, sep, value = text.partition("=")
+        try:
+            if not sep:
+                raise ValueError
+            return name, float(value)
+        except ValueError:
+            raise ValidationError(what, f"expected NAME=NUMBER, got {text!r}") from None
+
+    ctx = _context(queues_file)
+    entries = [pair(p, "players") for p in players]
+    latencies = dict(pair(x, "latency") for x in latency or [])
+    ticket = ctx.matchmaking.enqueue(queue, entries, latencies)
+    _print_json(_ticket_json(ctx, ticket.id))
+
+
+@ticket_app.command("get")
+def ticket_get(ticket_id: str) -> None:
+    """Show a ticket."""
+    _print_json(_ticket_json(_context(), ticket_id))
+
+
+@ticket_app.command("cancel")
+def ticket_cancel(ticket_id: str) -> None:
+    """Cancel a queued ticket."""
+    ctx = _context()
+    ctx.matchmaking.cancel(ticket_id)
+    _print_json(_ticket_json(ctx, ticket_id))
+
+
+@app.command()
+def events(
+    follow: Annotated[bool, typer.Option(help="keep printing new events")] = False,
+    queues_file: QueuesFile = None,
+) -> None:
+    """Print ticket events of every queue as JSON lines (the last 20 per queue, or --follow)."""
+    from caroud.events import EventReader
+
+    ctx = _context(queues_file)
+    names = [q.name for q in ctx.queues]
+    reader = EventReader(ctx.client, ctx.keys, names, start="$" if follow else "0-0")
+    while True:
+        batch = reader.read(block_ms=1000 if follow else None, count=20)
+        for e in batch:
+            sys.stdout.write(json.dumps(dataclasses.asdict(e)) + "\n")
+        sys.stdout.flush()
+        if not follow and not batch:
+            return
+
+
+@bench_app.command("matchmaking")
+def bench_matchmaking(
+    duration: Annotated[float, typer.Option(help="seconds per phase")] = 5.0,
+    json_out: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    workers: Annotated[int, typer.Option(help="worker processes for the drain phase")] = 1,
+) -> None:
+    """Enqueue rate, match rate, latency, memory per ticket, longest Redis call, double matches."""
+    from caroud.bench.matchmaking import print_table, run_benchmark
+
+    result = run_benchmark(Settings.from_env(), duration_s=duration, workers=workers)
+    if json_out:
+        _print_json(result)
+    else:
+        print_table(result)
+
+
+def main() -> None:
+    """Entry point: Caroud errors become one red line and exit code 1, never a traceback."""
+    try:
+        app(standalone_mode=False)
+    except CaroudError as e:
+        err.print(f"[red]error:[/] {e}", highlight=False)
+        raise SystemExit(1) from None
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+    except typer.Exit as e:
+        raise SystemExit(e.exit_code) from None
+    except Exception as e:  # click usage errors
+        import click
+
+        if isinstance(e, click.ClickException):
+            e.show()
+            raise SystemExit(e.exit_code) from None
+        raise

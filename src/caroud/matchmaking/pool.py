@@ -1,0 +1,72 @@
+"""A worker's view of one queue's waiting tickets, kept current from the queue's event stream.
+
+Loaded once (in bounded chunks) when the worker takes the queue's lease, then
+updated from the stream: each cycle reads only what changed. The view may lag,
+never lie in a way that matters: claims re-check every ticket in Redis, and a
+ticket found stale is dropped from the view.
+"""
+
+from __future__ import annotations
+
+from caroud.matchmaking.models import Ticket, TicketStatus
+from caroud.matchmaking.store import MatchmakingStore
+
+EVENTS_PER_READ = 5000
+
+
+def _stream_id(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+class QueueView:
+    """The queued tickets of one queue, as this worker last saw them."""
+
+    def __init__(self, store: MatchmakingStore, queue_name: str) -> None:
+        self.store = store
+        self.queue_name = queue_name
+        self.tickets: dict[str, Ticket] = {}
+        self.cursor: str | None = None
+        self.reloads = 0
+
+    def reload(self) -> None:
+        """Read the whole queue again (chunked), then follow the stream from before the read."""
+        self.cursor = self.store.last_event_id(self.queue_name)
+        self.tickets = {}
+        for ids in self.store.iter_queued_ids(self.queue_name):
+            for tid, ticket in self.store.get_many(ids).items():
+                if ticket.status is TicketStatus.QUEUED:
+                    self.tickets[tid] = ticket
+        self.reloads += 1
+
+    def refresh(self) -> None:
+        """Apply the events since the last refresh (reloading if some were trimmed unseen)."""
+        if self.cursor is None:
+            self.reload()
+            return
+        new: list[str] = []
+        while True:
+            events, first = self.store.events_after(self.queue_name, self.cursor, EVENTS_PER_READ)
+            if (
+                first is not None
+                and self.cursor != "0-0"
+                and _stream_id(first) > _stream_id(self.cursor)
+            ):
+                self.reload()
+                return
+            for event in events:
+                if event.type == TicketStatus.QUEUED:
+                    new.append(event.ticket_id)
+                else:
+                    self.tickets.pop(event.ticket_id, None)
+                self.cursor = event.id
+            if len(events) < EVENTS_PER_READ:
+                break
+        if new:
+            for tid, ticket in self.store.get_many(new).items():
+                if ticket.status is TicketStatus.QUEUED:
+                    self.tickets[tid] = ticket
+
+    def drop(self, ticket_ids: tuple[str, ...] | list[str]) -> None:
+        for tid in ticket_ids:
+            self.tickets.pop(tid, None)

@@ -1,0 +1,343 @@
+"""Tickets and matches in Redis: every read and write of the matchmaking keys goes through here.
+
+Writes that must be atomic are Lua scripts (``caroud/lua``); this module wraps each
+one, turning its sentinel replies into results or Caroud errors. Methods say what
+happens when a record is missing.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from caroud.errors import (
+    LeaseLostError,
+    NotFoundError,
+    PlayerBusyError,
+    TicketStateError,
+    ValidationError,
+)
+from caroud.events import Event, parse_event
+from caroud.keys import Keys
+from caroud.matchmaking import codec
+from caroud.matchmaking.models import (
+    Match,
+    PlayerEntry,
+    ProposedMatch,
+    QueueConfig,
+    Ticket,
+    TicketStatus,
+)
+from caroud.matchmaking.queues import QueueRegistry
+from caroud.matchmaking.validation import check_id, check_latencies, check_players
+from caroud.redis.client import Redis, redis_errors
+from caroud.redis.scripts import MatchmakingScripts
+from caroud.settings import Settings
+
+CLAIM_BATCH_TICKETS = 200
+"""Tickets per claim script call: bounds how long one call holds the server (well under 1 ms)."""
+SCAN_CHUNK = 1000
+"""Tickets read per round trip when loading a queue."""
+
+
+def new_id() -> str:
+    """A random, URL-safe, 96-bit id (16 characters)."""
+    return secrets.token_urlsafe(12).replace("-", "A").replace("_", "B")
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimResult:
+    """What became of one proposed match: claimed, or which of its tickets were gone."""
+
+    match_id: str
+    proposal: ProposedMatch
+    claimed: bool
+    stale_tickets: tuple[str, ...] = ()
+
+
+class MatchmakingStore:
+    """Redis I/O for tickets, matches, leases and queue event streams."""
+
+    def __init__(self, client: Redis, keys: Keys, queues: QueueRegistry, settings: Settings) -> None:
+        self.client = client
+        self.keys = keys
+        self.queues = queues
+        self.settings = settings
+        self.scripts = MatchmakingScripts.register(client)
+
+    # -- tickets --------------------------------------------------------------------------
+
+    def enqueue(
+        self,
+        queue_name: str,
+        players: Sequence[PlayerEntry | tuple[str, float]],
+        latencies: Mapping[str, float] | None = None,
+        *,
+        ticket_id: str | None = None,
+        created_at: float | None = None,
+    ) -> Ticket:
+        """Queue a player or party; :class:`PlayerBusyError` if a player already has a ticket.
+
+        ``created_at`` (seconds) keeps an earlier waiting time (a requeue); by default
+        the Redis server's clock stamps the ticket, so all processes share one clock.
+        """
+        queue = self.queues.get(queue_name)
+        entries = check_players(queue, players)
+        lat = check_latencies(queue, latencies)
+        tid = check_id("ticket_id", ticket_id) if ticket_id is not None else new_id()
+        created = "" if created_at is None else str(int(created_at * 1000))
+        keys = [self.keys.ticket(tid), self.keys.queue(queue.name), self.keys.events(queue.name)]
+        keys += [self.keys.player(p.id) for p in entries]
+        args = [
+            tid,
+            queue.name,
+            codec.encode_players(entries),
+            codec.encode_latencies(lat),
+            created,
+            self.settings.events_maxlen,
+            ",".join(p.id for p in entries),
+        ]
+        with redis_errors(self.client):
+            reply = self.scripts.enqueue(keys=keys, args=args)
+        if reply[0] == "BUSY":
+            raise PlayerBusyError(reply[1], reply[2])
+        if reply[0] == "EXISTS":
+            raise ValidationError("ticket_id", f"a ticket {tid!r} exists already; use a new id")
+        return Ticket(tid, queue.name, entries, int(reply[1]) / 1000.0, lat)
+
+    def get(self, ticket_id: str) -> Ticket:
+        """The ticket; :class:`NotFoundError` if it never existed or has expired."""
+        with redis_errors(self.client):
+            fields = self.client.hgetall(self.keys.ticket(ticket_id))
+        if not fields:
+            raise NotFoundError(f"ticket {ticket_id!r} does not exist (or has expired)")
+        return codec.decode_ticket(ticket_id, fields)
+
+    def get_many(self, ticket_ids: Sequence[str]) -> dict[str, Ticket]:
+        """The tickets that still exist among ``ticket_ids`` (missing ones are left out)."""
+        out: dict[str, Ticket] = {}
+        with redis_errors(self.client):
+            for start in range(0, len(ticket_ids), SCAN_CHUNK):
+                chunk = ticket_ids[start : start + SCAN_CHUNK]
+                pipe = self.client.pipeline(transaction=False)
+                for tid in chunk:
+                    pipe.hmget(self.keys.ticket(tid), codec.TICKET_FIELDS)
+                for tid, values in zip(chunk, pipe.execute(), strict=True):
+                    ticket = codec.decode_ticket_values(tid, values)
+                    if ticket is not None:
+                        out[tid] = ticket
+        return out
+
+    def cancel(self, ticket_id: str) -> Ticket:
+        """Cancel a queued ticket; :class:`TicketStateError` once it is matched or ended."""
+        ticket = self.get(ticket_id)
+        keys = [
+            self.keys.ticket(ticket_id),
+            self.keys.queue(ticket.queue),
+            self.keys.events(ticket.queue),
+            *(self.keys.player(p) for p in ticket.player_ids),
+        ]
+        args = [ticket_id, self.settings.ended_ttl_s, self.settings.events_maxlen]
+        with redis_errors(self.client):
+            reply = self.scripts.cancel(keys=keys, args=args)
+        if reply[0] == "NOTFOUND":
+            raise NotFoundError(f"ticket {ticket_id!r} does not exist (or has expired)")
+        if reply[0] == "STATE":
+            raise TicketStateError(ticket_id, reply[1], "cancel")
+        return self.get(ticket_id)
+
+    def active_ticket_of(self, player_id: str) -> str | None:
+        """The id of the player's active ticket, or None."""
+        with redis_errors(self.client):
+            value = self.client.get(self.keys.player(player_id))
+        return str(value) if value is not None else None
+
+    def count(self, queue_name: str) -> int:
+        """How many tickets wait in the queue."""
+        queue = self.queues.get(queue_name)
+        with redis_errors(self.client):
+            return int(self.client.zcard(self.keys.queue(queue.name)))
+
+    def list_queued(self, queue_name: str, offset: int = 0, limit: int = 100) -> list[Ticket]:
+        """Queued tickets, oldest first, ``limit`` from ``offset``."""
+        queue = self.queues.get(queue_name)
+        with redis_errors(self.client):
+            ids = self.client.zrange(self.keys.queue(queue.name), offset, offset + limit - 1)
+        found = self.get_many(ids)
+        return [found[t] for t in ids if t in found]
+
+    def oldest_created(self, queue_name: str) -> float | None:
+        """Creation time of the oldest queued ticket (seconds), or None if the queue is empty."""
+        queue = self.queues.get(queue_name)
+        with redis_errors(self.client):
+            first = self.client.zrange(self.keys.queue(queue.name), 0, 0, withscores=True)
+        return first[0][1] / 1000.0 if first else None
+
+    def iter_queued_ids(self, queue_name: str) -> Iterator[list[str]]:
+        """The queue's ticket ids in chunks of :data:`SCAN_CHUNK` (each a bounded call)."""
+        key = self.keys.queue(queue_name)
+        start = 0
+        while True:
+            with redis_errors(self.client):
+                ids = self.client.zrange(key, start, start + SCAN_CHUNK - 1)
+            if not ids:
+                return
+            yield ids
+            start += len(ids)
+
+    def server_time(self) -> float:
+        """The Redis server's clock, in seconds: the one clock all processes share."""
+        with redis_errors(self.client):
+            seconds, micros = self.client.time()
+        return seconds + micros / 1e6
+
+    # -- matches --------------------------------------------------------------------------
+
+    def get_match(self, match_id: str) -> Match:
+        """The match; :class:`NotFoundError` if unknown or expired."""
+        with redis_errors(self.client):
+            fields = self.client.hgetall(self.keys.match(match_id))
+        if not fields:
+            raise NotFoundError(f"match {match_id!r} does not exist (or has expired)")
+        return codec.decode_match(match_id, fields)
+
+    def claim(
+        self,
+        queue: QueueConfig,
+        lease_token: str,
+        proposals: Sequence[ProposedMatch],
+        tickets: Mapping[str, Ticket],
+    ) -> list[ClaimResult]:
+        """Claim proposed matches atomically, each all-or-nothing, in bounded script calls.
+
+        ``tickets`` must hold every proposed ticket (for its player ids). Raises
+        :class:`LeaseLostError` if another worker now owns the queue's lease; matches
+        claimed by earlier batches of this call stay claimed.
+        """
+        batches: list[list[tuple[str, ProposedMatch]]] = [[]]
+        size = 0
+        for proposal in proposals:
+            if size >= CLAIM_BATCH_TICKETS:
+                batches.append([])
+                size = 0
+            batches[-1].append((new_id(), proposal))
+            size += len(proposal.ticket_ids)
+        pipe = self.client.pipeline(transaction=False)
+        for batch in batches:
+            if batch:
+                keys, args = self._claim_call(queue, lease_token, batch, tickets)
+                self.scripts.claim_matches(keys=keys, args=args, client=pipe)
+        with redis_errors(self.client):
+            replies = pipe.execute()
+        results: list[ClaimResult] = []
+        lease_lost = False
+        for batch, reply in zip((b for b in batches if b), replies, strict=True):
+            if reply[0] == "LEASE":
+                lease_lost = True
+                continue
+            for (match_id, proposal), outcome in zip(batch, reply[1:], strict=True):
+                if outcome == 1:
+                    results.append(ClaimResult(match_id, proposal, True))
+                else:
+                    stale = tuple(t for t in str(outcome).split(",") if t)
+                    results.append(ClaimResult(match_id, proposal, False, stale))
+        if lease_lost and not results:
+            raise LeaseLostError(f"the lease of queue {queue.name!r} was taken by another worker")
+        return results
+
+    def _claim_call(
+        self,
+        queue: QueueConfig,
+        lease_token: str,
+        batch: Sequence[tuple[str, ProposedMatch]],
+        tickets: Mapping[str, Ticket],
+    ) -> tuple[list[str], list[Any]]:
+        keys = [self.keys.lease(queue.name), self.keys.queue(queue.name), self.keys.events(queue.name)]
+        args: list[Any] = [lease_token, queue.name, self.settings.match_ttl_s, self.settings.events_maxlen]
+        for match_id, proposal in batch:
+            keys.append(self.keys.match(match_id))
+            args += [
+                match_id,
+                proposal.region,
+                codec.number(proposal.spread),
+                codec.encode_teams(proposal.teams),
+                len(proposal.ticket_ids),
+            ]
+            for team_index, team in enumerate(proposal.teams):
+                for tid in team:
+                    players = tickets[tid].player_ids
+                    keys.append(self.keys.ticket(tid))
+                    keys += [self.keys.player(p) for p in players]
+                    args += [tid, team_index, len(players)]
+        return keys, args
+
+    def time_out(
+        self, queue: QueueConfig, lease_token: str, tickets: Sequence[Ticket], cutoff: float
+    ) -> int:
+        """End queued tickets created at or before ``cutoff``; how many timed out."""
+        done = 0
+        pipe = self.client.pipeline(transaction=False)
+        for start in range(0, len(tickets), CLAIM_BATCH_TICKETS):
+            chunk = tickets[start : start + CLAIM_BATCH_TICKETS]
+            keys = [self.keys.lease(queue.name), self.keys.queue(queue.name), self.keys.events(queue.name)]
+            args: list[Any] = [
+                lease_token,
+                int(cutoff * 1000),
+                self.settings.ended_ttl_s,
+                self.settings.events_maxlen,
+            ]
+            for t in chunk:
+                keys.append(self.keys.ticket(t.id))
+                keys += [self.keys.player(p) for p in t.player_ids]
+                args += [t.id, t.size]
+            self.scripts.time_out(keys=keys, args=args, client=pipe)
+        with redis_errors(self.client):
+            replies = pipe.execute()
+        for reply in replies:
+            if reply[0] == "LEASE":
+                raise LeaseLostError(f"the lease of queue {queue.name!r} was taken by another worker")
+            done += int(reply[1])
+        return done
+
+    # -- leases ---------------------------------------------------------------------------
+
+    def hold_leases(self, queue_names: Sequence[str], token: str, ttl_s: float) -> set[str]:
+        """Take or renew the lease of each queue; the names this token now holds."""
+        pipe = self.client.pipeline(transaction=False)
+        for name in queue_names:
+            self.scripts.lease(keys=[self.keys.lease(name)], args=[token, int(ttl_s * 1000)], client=pipe)
+        with redis_errors(self.client):
+            replies = pipe.execute()
+        return {name for name, held in zip(queue_names, replies, strict=True) if held == 1}
+
+    def release_leases(self, queue_names: Sequence[str], token: str) -> None:
+        """Give up the leases this token holds (others' are untouched)."""
+        pipe = self.client.pipeline(transaction=False)
+        for name in queue_names:
+            self.scripts.release_lease(keys=[self.keys.lease(name)], args=[token], client=pipe)
+        with redis_errors(self.client):
+            pipe.execute()
+
+    # -- events ---------------------------------------------------------------------------
+
+    def last_event_id(self, queue_name: str) -> str:
+        """The id of the newest event of the queue, or ``0-0``."""
+        with redis_errors(self.client):
+            last = self.client.xrevrange(self.keys.events(queue_name), count=1)
+        return str(last[0][0]) if last else "0-0"
+
+    def events_after(self, queue_name: str, after: str, count: int) -> tuple[list[Event], str | None]:
+        """Up to ``count`` events after ``after``, and the stream's first id (None if empty).
+
+        A first id newer than ``after`` means entries may have been trimmed unseen.
+        """
+        stream = self.keys.events(queue_name)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.xrange(stream, count=1)
+        pipe.xrange(stream, min=f"({after}", count=count)
+        with redis_errors(self.client):
+            first, entries = pipe.execute()
+        events = [parse_event(queue_name, eid, fields) for eid, fields in entries]
+        return events, (str(first[0][0]) if first else None)

@@ -1,0 +1,150 @@
+"""Splitting a group of tickets into teams: parties stay together, team ratings stay close.
+
+Pure functions over small inputs (one match's tickets). Exhaustive search where
+it is cheap, a greedy split with improving swaps where it is not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+# Exhaustive search bounds: C(16, 8) / 2 = 6,435 splits for two teams is cheap;
+# with more teams the count grows as k^n, so stay small.
+_EXHAUSTIVE_TWO_TEAMS = 16
+_EXHAUSTIVE_MANY_TEAMS = 9
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """A ticket as team balancing sees it: its size and the sum of its players' ratings."""
+
+    id: str
+    size: int
+    rating_sum: float
+
+
+@lru_cache(maxsize=8192)
+def can_pack(sizes: tuple[int, ...], teams: int, team_size: int) -> bool:
+    """Whether parties of ``sizes`` (sorted, largest first) fit in ``teams`` teams of ``team_size``."""
+    if sum(sizes) > teams * team_size or (sizes and sizes[0] > team_size):
+        return False
+    if all(s == 1 for s in sizes):
+        return True
+    free = [team_size] * teams
+
+    def place(i: int) -> bool:
+        if i == len(sizes):
+            return True
+        tried: set[int] = set()
+        for t in range(teams):
+            if free[t] >= sizes[i] and free[t] not in tried:
+                tried.add(free[t])
+                free[t] -= sizes[i]
+                if place(i + 1):
+                    return True
+                free[t] += sizes[i]
+        return False
+
+    return place(0)
+
+
+def team_spread(teams: Sequence[Sequence[Unit]]) -> float:
+    """The gap between the strongest and the weakest team's rating sum."""
+    sums = [sum(u.rating_sum for u in team) for team in teams]
+    return max(sums) - min(sums)
+
+
+def balance_teams(
+    units: Sequence[Unit], teams: int, team_size: int
+) -> tuple[tuple[str, ...], ...] | None:
+    """Split ``units`` into ``teams`` full teams minimising :func:`team_spread`; None if impossible.
+
+    Teams of equal size are compared by rating sums, which orders them as their
+    averages do. Ticket ids within a team, and teams, come out in a stable order.
+    """
+    if sum(u.size for u in units) != teams * team_size:
+        return None
+    if team_size == 1:
+        ordered = sorted(units, key=lambda u: (-u.rating_sum, u.id))
+        return tuple((u.id,) for u in ordered)
+    ordered = sorted(units, key=lambda u: (-u.size, -u.rating_sum, u.id))
+    limit = _EXHAUSTIVE_TWO_TEAMS if teams == 2 else _EXHAUSTIVE_MANY_TEAMS
+    if len(ordered) <= limit:
+        best = _exhaustive(ordered, teams, team_size)
+    else:
+        best = _greedy(ordered, teams, team_size)
+    if best is None:
+        return None
+    return tuple(tuple(u.id for u in team) for team in best)
+
+
+def _exhaustive(units: list[Unit], teams: int, team_size: int) -> list[list[Unit]] | None:
+    groups: list[list[Unit]] = [[] for _ in range(teams)]
+    free = [team_size] * teams
+    sums = [0.0] * teams
+    best: list[list[Unit]] | None = None
+    best_spread = float("inf")
+
+    def place(i: int) -> None:
+        nonlocal best, best_spread
+        if i == len(units):
+            spread = max(sums) - min(sums)
+            if spread < best_spread:
+                best_spread = spread
+                best = [list(g) for g in groups]
+            return
+        unit = units[i]
+        seen_empty = False
+        for t in range(teams):
+            if free[t] < unit.size:
+                continue
+            if free[t] == team_size:  # empty teams are interchangeable: try one
+                if seen_empty:
+                    continue
+                seen_empty = True
+            groups[t].append(unit)
+            free[t] -= unit.size
+            sums[t] += unit.rating_sum
+            place(i + 1)
+            groups[t].pop()
+            free[t] += unit.size
+            sums[t] -= unit.rating_sum
+            if best_spread == 0.0:
+                return
+
+    place(0)
+    return best
+
+
+def _greedy(units: list[Unit], teams: int, team_size: int) -> list[list[Unit]] | None:
+    groups: list[list[Unit]] = [[] for _ in range(teams)]
+    free = [team_size] * teams
+    for unit in units:  # largest parties first, into the weakest team with room
+        options = [t for t in range(teams) if free[t] >= unit.size]
+        if not options:
+            return None
+        t = min(options, key=lambda k: (sum(u.rating_sum for u in groups[k]), -free[k]))
+        groups[t].append(unit)
+        free[t] -= unit.size
+    if any(free):
+        return None
+    improved = True
+    while improved:  # swap equal-sized units between teams while that narrows the spread
+        improved = False
+        current = team_spread(groups)
+        for a in range(teams):
+            for b in range(a + 1, teams):
+                for i, ua in enumerate(groups[a]):
+                    for j, ub in enumerate(groups[b]):
+                        if ua.size != ub.size or ua.rating_sum == ub.rating_sum:
+                            continue
+                        groups[a][i], groups[b][j] = ub, ua
+                        if team_spread(groups) < current - 1e-9:
+                            improved = True
+                            current = team_spread(groups)
+                            ua, ub = ub, ua
+                        else:
+                            groups[a][i], groups[b][j] = ua, ub
+    return groups

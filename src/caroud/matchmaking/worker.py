@@ -1,0 +1,199 @@
+"""The matchmaker worker: leases queues, forms matches, times tickets out, every tick.
+
+Each queue is worked by one worker at a time under an expiring lease (renewed
+every cycle); when a worker dies its leases lapse and another worker takes them
+on its next cycle. Exactly-once does not rest on the lease: every claim is an
+atomic Lua check-and-set of ticket states, fenced by the lease token.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import signal
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from caroud.errors import CaroudError, LeaseLostError
+from caroud.matchmaking.algorithm import find_matches
+from caroud.matchmaking.models import QueueConfig
+from caroud.matchmaking.pool import QueueView
+from caroud.matchmaking.store import MatchmakingStore
+from caroud.redis.client import redis_errors
+
+log = logging.getLogger("caroud.worker")
+
+
+@dataclass
+class CycleReport:
+    """What one cycle did."""
+
+    queues: list[str] = field(default_factory=list)
+    matches: int = 0
+    matched_tickets: int = 0
+    timed_out: int = 0
+    stale: int = 0
+
+
+@dataclass
+class WorkerTotals:
+    cycles: int = 0
+    matches: int = 0
+    matched_tickets: int = 0
+    timed_out: int = 0
+    errors: int = 0
+
+
+class Worker:
+    """Runs matching cycles for the configured queues."""
+
+    def __init__(
+        self,
+        store: MatchmakingStore,
+        *,
+        tick_s: float | None = None,
+        lease_ttl_s: float | None = None,
+        queue_names: Sequence[str] | None = None,
+        worker_id: str | None = None,
+    ) -> None:
+        self.store = store
+        settings = store.settings
+        self.tick_s = tick_s if tick_s is not None else settings.worker_tick_s
+        self.lease_ttl_s = lease_ttl_s if lease_ttl_s is not None else settings.lease_ttl_s
+        self.queue_names = list(queue_names) if queue_names else [q.name for q in store.queues]
+        for name in self.queue_names:
+            store.queues.get(name)
+        self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        self.token = f"{self.id}:{secrets.token_hex(8)}"
+        self.views: dict[str, QueueView] = {}
+        self.totals = WorkerTotals()
+        self.started_at = time.time()
+        self._stop = threading.Event()
+
+    # -- one cycle ----------------------------------------------------------------------
+
+    def run_cycle(self, now: float | None = None) -> CycleReport:
+        """Renew leases, then match and time out tickets in every held queue."""
+        held = self.store.hold_leases(self.queue_names, self.token, self.lease_ttl_s)
+        for name in set(self.views) - held:
+            log.info("lease lost", extra={"queue": name, "worker_id": self.id})
+            del self.views[name]
+        report = CycleReport(queues=sorted(held))
+        if not held:
+            return report
+        now = now if now is not None else self.store.server_time()
+        for name in report.queues:
+            if name not in self.views:
+                log.info("lease taken", extra={"queue": name, "worker_id": self.id})
+                self.views[name] = QueueView(self.store, name)
+            try:
+                self._work(self.store.queues.get(name), self.views[name], now, report)
+            except LeaseLostError:
+                log.warning("lease lost mid-cycle", extra={"queue": name, "worker_id": self.id})
+                self.views.pop(name, None)
+        self.totals.cycles += 1
+        self.totals.matches += report.matches
+        self.totals.matched_tickets += report.matched_tickets
+        self.totals.timed_out += report.timed_out
+        return report
+
+    def _work(self, queue: QueueConfig, view: QueueView, now: float, report: CycleReport) -> None:
+        view.refresh()
+        cutoff = now - queue.max_wait_s
+        expired = [t for t in view.tickets.values() if t.created_at <= cutoff]
+        if expired:
+            report.timed_out += self.store.time_out(queue, self.token, expired, cutoff)
+            view.drop([t.id for t in expired])
+            for t in expired:
+                log.info("ticket timed out", extra={"queue": queue.name, "ticket_id": t.id})
+        proposals = find_matches(queue, view.tickets.values(), now)
+        if not proposals:
+            return
+        for result in self.store.claim(queue, self.token, proposals, view.tickets):
+            if result.claimed:
+                ids = result.proposal.ticket_ids
+                report.matches += 1
+                report.matched_tickets += len(ids)
+                view.drop(ids)
+                if log.isEnabledFor(logging.INFO):
+                    log.info(
+                        "match formed",
+                        extra={
+                            "queue": queue.name,
+                            "match_id": result.match_id,
+                            "ticket_ids": ",".join(ids),
+                            "region": result.proposal.region,
+                            "spread": round(result.proposal.spread, 1),
+                        },
+                    )
+            else:
+                report.stale += len(result.stale_tickets)
+                view.drop(result.stale_tickets)
+
+    # -- the loop -----------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to return after the current cycle."""
+        self._stop.set()
+
+    def install_signal_handlers(self) -> None:
+        """Stop cleanly on SIGTERM and SIGINT."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stop())
+
+    def run(self, max_cycles: int | None = None) -> WorkerTotals:
+        """Cycle every ``tick_s`` until stopped; Redis hiccups are logged and retried."""
+        log.info("worker started", extra={"worker_id": self.id, "queues": ",".join(self.queue_names)})
+        backoff = self.tick_s
+        try:
+            while not self._stop.is_set():
+                started = time.monotonic()
+                try:
+                    self.run_cycle()
+                    self.heartbeat()
+                    backoff = self.tick_s
+                except CaroudError as e:
+                    self.totals.errors += 1
+                    self.views.clear()  # reload from Redis once it is back
+                    log.error("cycle failed", extra={"worker_id": self.id, "error": str(e)})
+                    backoff = min(max(backoff * 2, 0.1), 5.0)
+                    self._stop.wait(backoff)
+                    continue
+                if max_cycles is not None and self.totals.cycles >= max_cycles:
+                    break
+                self._stop.wait(max(self.tick_s - (time.monotonic() - started), 0.0))
+        finally:
+            self._shutdown()
+        return self.totals
+
+    def heartbeat(self) -> None:
+        """Refresh this worker's health key (read by operators' tooling)."""
+        info = {
+            "id": self.id,
+            "pid": os.getpid(),
+            "queues": sorted(self.views),
+            "cycles": self.totals.cycles,
+            "matches": self.totals.matches,
+            "started_at": round(self.started_at, 3),
+            "seen_at": round(time.time(), 3),
+        }
+        ttl_ms = int(max(self.lease_ttl_s, self.tick_s * 3) * 1000)
+        with redis_errors(self.store.client):
+            self.store.client.set(self.store.keys.worker(self.id), json.dumps(info), px=ttl_ms)
+
+    def _shutdown(self) -> None:
+        try:
+            self.store.release_leases(self.queue_names, self.token)
+            with redis_errors(self.store.client):
+                self.store.client.delete(self.store.keys.worker(self.id))
+        except CaroudError as e:
+            log.warning("could not release leases on exit", extra={"error": str(e)})
+        log.info(
+            "worker stopped",
+            extra={"worker_id": self.id, "cycles": self.totals.cycles, "matches": self.totals.matches},
+        )

@@ -1,0 +1,1 @@
+"""Redis plumbing: the client factory, the embedded server and the Lua scripts."""
