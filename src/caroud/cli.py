@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from caroud.context import Context
 from caroud.errors import CaroudError
@@ -81,7 +82,9 @@ def demo(
     w.install_signal_handlers()
     thread = threading.Thread(target=w.run, name="worker", daemon=True)
     thread.start()
-    err.print(f"[bold]caroud demo[/]: {rate:g} tickets/s over {len(ctx.queues)} queues; Ctrl-C stops")
+    err.print(
+        f"[bold]caroud demo[/]: {rate:g} tickets/s over {len(ctx.queues)} queues; Ctrl-C stops"
+    )
 
     def report(t: DemoTotals) -> None:
         depth = {q.name: ctx.matchmaking.count(q.name) for q in ctx.queues}
@@ -218,18 +221,7 @@ def bench_matchmaking(
 def main() -> None:
     """Entry point: Caroud errors become one red line and exit code 1, never a traceback."""
     try:
-        app(standalone_mode=False)
+        app()
     except CaroudError as e:
-        err.print(f"[red]error:[/] {e}", highlight=False)
+        err.print(f"[red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         raise SystemExit(1) from None
-    except KeyboardInterrupt:
-        raise SystemExit(130) from None
-    except typer.Exit as e:
-        raise SystemExit(e.exit_code) from None
-    except Exception as e:  # click usage errors
-        import click
-
-        if isinstance(e, click.ClickException):
-            e.show()
-            raise SystemExit(e.exit_code) from None
-        raise

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from caroud.keys import Keys
 from caroud.redis.client import Redis, redis_errors
@@ -65,8 +66,9 @@ class EventReader:
 
     def read(self, block_ms: int | None = 1000, count: int = 1000) -> list[Event]:
         """The next events of any followed queue (waiting up to ``block_ms`` for one)."""
+        streams: dict[Any, Any] = dict(self._cursors)
         with redis_errors(self._client):
-            reply = self._client.xread(self._cursors, count=count, block=block_ms)
+            reply: Any = self._client.xread(streams, count=count, block=block_ms)
         events: list[Event] = []
         for stream, entries in reply or []:
             queue = self._names[stream]

@@ -47,7 +47,9 @@ class KeyValueFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
         extra = " ".join(f"{k}={v}" for k, v in _fields(record).items())
-        text = f"{stamp} {record.levelname.lower():7} {redact(record.getMessage())} {extra}".rstrip()
+        text = (
+            f"{stamp} {record.levelname.lower():7} {redact(record.getMessage())} {extra}".rstrip()
+        )
         if record.exc_info:
             text += "\n" + redact(self.formatException(record.exc_info))
         return text

@@ -8,7 +8,7 @@ tickets in rating (walking outward on both sides of a rating-sorted list) that
 * share at least one region where each has latency under the queue's limit,
 * still pack into the queue's teams with every party kept whole,
 
-until the group has exactly ``teams × team_size`` players. The group is then
+until the group has exactly ``teams x team_size`` players. The group is then
 split into balanced teams (:mod:`caroud.matchmaking.teams`). An anchor that
 cannot complete a group stays available to newer anchors, whose narrower
 windows may still accept it. Because old tickets choose first, a ticket never
@@ -68,8 +68,9 @@ def find_matches(
         if group is None:
             continue
         members, shared_regions = group
-        units = [Unit(pool[i].id, pool[i].size, sum(p.rating for p in pool[i].players))
-                 for i in members]
+        units = [
+            Unit(pool[i].id, pool[i].size, sum(p.rating for p in pool[i].players)) for i in members
+        ]
         teams = balance_teams(units, queue.teams, queue.team_size)
         if teams is None:  # cannot happen once can_pack held for the full group
             continue

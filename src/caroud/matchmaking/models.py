@@ -35,7 +35,7 @@ class RatingWindow:
 
 @dataclass(frozen=True, slots=True)
 class QueueConfig:
-    """One matchmaking queue: its shape (teams × team size), parties, window, timeout, regions."""
+    """One matchmaking queue: its shape (teams x team size), parties, window, timeout, regions."""
 
     name: str
     teams: int

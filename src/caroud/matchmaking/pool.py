@@ -14,11 +14,6 @@ from caroud.matchmaking.store import MatchmakingStore
 EVENTS_PER_READ = 5000
 
 
-def _stream_id(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
-
-
 class QueueView:
     """The queued tickets of one queue, as this worker last saw them."""
 
@@ -27,11 +22,12 @@ class QueueView:
         self.queue_name = queue_name
         self.tickets: dict[str, Ticket] = {}
         self.cursor: str | None = None
+        self.position = 0  # how many stream entries were added up to the cursor
         self.reloads = 0
 
     def reload(self) -> None:
         """Read the whole queue again (chunked), then follow the stream from before the read."""
-        self.cursor = self.store.last_event_id(self.queue_name)
+        self.cursor, self.position = self.store.stream_position(self.queue_name)
         self.tickets = {}
         for ids in self.store.iter_queued_ids(self.queue_name):
             for tid, ticket in self.store.get_many(ids).items():
@@ -46,12 +42,8 @@ class QueueView:
             return
         new: list[str] = []
         while True:
-            events, first = self.store.events_after(self.queue_name, self.cursor, EVENTS_PER_READ)
-            if (
-                first is not None
-                and self.cursor != "0-0"
-                and _stream_id(first) > _stream_id(self.cursor)
-            ):
+            events, trimmed = self.store.events_after(self.queue_name, self.cursor, EVENTS_PER_READ)
+            if trimmed > self.position:  # entries we never read were trimmed away
                 self.reload()
                 return
             for event in events:
@@ -60,6 +52,7 @@ class QueueView:
                 else:
                     self.tickets.pop(event.ticket_id, None)
                 self.cursor = event.id
+                self.position += 1
             if len(events) < EVENTS_PER_READ:
                 break
         if new:

@@ -39,13 +39,17 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 
 def _number(name: str, key: str, value: Any, low: float, high: float = float("inf")) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-        raise ConfigError(f"queue {name!r}: {key} must be a number in [{low}, {high}], got {value!r}")
+        raise ConfigError(
+            f"queue {name!r}: {key} must be a number in [{low}, {high}], got {value!r}"
+        )
     return float(value)
 
 
 def _count(name: str, key: str, value: Any, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ConfigError(f"queue {name!r}: {key} must be a whole number in [{low}, {high}], got {value!r}")
+        raise ConfigError(
+            f"queue {name!r}: {key} must be a whole number in [{low}, {high}], got {value!r}"
+        )
     return value
 
 
@@ -53,9 +57,19 @@ def parse_queue(name: str, spec: Mapping[str, Any]) -> QueueConfig:
     """One validated :class:`QueueConfig` from its table."""
     if not NAME_RE.match(name):
         raise ConfigError(f"queue name {name!r}: use 1-64 letters, digits, '.', '_' or '-'")
-    known = {"teams", "team_size", "party_sizes", "window", "max_wait_s", "regions", "max_latency_ms"}
+    known = {
+        "teams",
+        "team_size",
+        "party_sizes",
+        "window",
+        "max_wait_s",
+        "regions",
+        "max_latency_ms",
+    }
     if unknown := set(spec) - known:
-        raise ConfigError(f"queue {name!r}: unknown keys {sorted(unknown)}; allowed: {sorted(known)}")
+        raise ConfigError(
+            f"queue {name!r}: unknown keys {sorted(unknown)}; allowed: {sorted(known)}"
+        )
     teams = _count(name, "teams", spec.get("teams"), 2, 100)
     team_size = _count(name, "team_size", spec.get("team_size"), 1, 50)
     parties = spec.get("party_sizes", list(range(1, team_size + 1)))
@@ -69,8 +83,10 @@ def parse_queue(name: str, spec: Mapping[str, Any]) -> QueueConfig:
     maximum = _number(name, "window.max", window.get("max", 400), initial)
     growth = _number(name, "window.growth_per_s", window.get("growth_per_s", 10), 0)
     regions = spec.get("regions", list(DEFAULT_REGIONS))
-    if not isinstance(regions, list) or not regions or not all(
-        isinstance(r, str) and NAME_RE.match(r) for r in regions
+    if (
+        not isinstance(regions, list)
+        or not regions
+        or not all(isinstance(r, str) and NAME_RE.match(r) for r in regions)
     ):
         raise ConfigError(f"queue {name!r}: regions must be a non-empty list of region names")
     if len(set(regions)) != len(regions):
@@ -99,7 +115,8 @@ class QueueRegistry:
             return self.queues[name]
         except KeyError:
             raise UnknownQueueError(
-                f"queue: unknown queue {name!r}; configured queues: {', '.join(sorted(self.queues))}"
+                f"queue: unknown queue {name!r}; "
+                f"configured queues: {', '.join(sorted(self.queues))}"
             ) from None
 
     def __iter__(self) -> Iterator[QueueConfig]:

@@ -28,7 +28,6 @@ from caroud.matchmaking.models import (
     ProposedMatch,
     QueueConfig,
     Ticket,
-    TicketStatus,
 )
 from caroud.matchmaking.queues import QueueRegistry
 from caroud.matchmaking.validation import check_id, check_latencies, check_players
@@ -60,7 +59,9 @@ class ClaimResult:
 class MatchmakingStore:
     """Redis I/O for tickets, matches, leases and queue event streams."""
 
-    def __init__(self, client: Redis, keys: Keys, queues: QueueRegistry, settings: Settings) -> None:
+    def __init__(
+        self, client: Redis, keys: Keys, queues: QueueRegistry, settings: Settings
+    ) -> None:
         self.client = client
         self.keys = keys
         self.queues = queues
@@ -90,7 +91,7 @@ class MatchmakingStore:
         created = "" if created_at is None else str(int(created_at * 1000))
         keys = [self.keys.ticket(tid), self.keys.queue(queue.name), self.keys.events(queue.name)]
         keys += [self.keys.player(p.id) for p in entries]
-        args = [
+        args: list[Any] = [
             tid,
             queue.name,
             codec.encode_players(entries),
@@ -110,7 +111,7 @@ class MatchmakingStore:
     def get(self, ticket_id: str) -> Ticket:
         """The ticket; :class:`NotFoundError` if it never existed or has expired."""
         with redis_errors(self.client):
-            fields = self.client.hgetall(self.keys.ticket(ticket_id))
+            fields: dict[str, str] = self.client.hgetall(self.keys.ticket(ticket_id))  # type: ignore[assignment]
         if not fields:
             raise NotFoundError(f"ticket {ticket_id!r} does not exist (or has expired)")
         return codec.decode_ticket(ticket_id, fields)
@@ -139,7 +140,7 @@ class MatchmakingStore:
             self.keys.events(ticket.queue),
             *(self.keys.player(p) for p in ticket.player_ids),
         ]
-        args = [ticket_id, self.settings.ended_ttl_s, self.settings.events_maxlen]
+        args: list[Any] = [ticket_id, self.settings.ended_ttl_s, self.settings.events_maxlen]
         with redis_errors(self.client):
             reply = self.scripts.cancel(keys=keys, args=args)
         if reply[0] == "NOTFOUND":
@@ -164,7 +165,9 @@ class MatchmakingStore:
         """Queued tickets, oldest first, ``limit`` from ``offset``."""
         queue = self.queues.get(queue_name)
         with redis_errors(self.client):
-            ids = self.client.zrange(self.keys.queue(queue.name), offset, offset + limit - 1)
+            ids: list[str] = self.client.zrange(
+                self.keys.queue(queue.name), offset, offset + limit - 1
+            )  # type: ignore[assignment]
         found = self.get_many(ids)
         return [found[t] for t in ids if t in found]
 
@@ -172,8 +175,8 @@ class MatchmakingStore:
         """Creation time of the oldest queued ticket (seconds), or None if the queue is empty."""
         queue = self.queues.get(queue_name)
         with redis_errors(self.client):
-            first = self.client.zrange(self.keys.queue(queue.name), 0, 0, withscores=True)
-        return first[0][1] / 1000.0 if first else None
+            first: Any = self.client.zrange(self.keys.queue(queue.name), 0, 0, withscores=True)
+        return float(first[0][1]) / 1000.0 if first else None
 
     def iter_queued_ids(self, queue_name: str) -> Iterator[list[str]]:
         """The queue's ticket ids in chunks of :data:`SCAN_CHUNK` (each a bounded call)."""
@@ -181,7 +184,7 @@ class MatchmakingStore:
         start = 0
         while True:
             with redis_errors(self.client):
-                ids = self.client.zrange(key, start, start + SCAN_CHUNK - 1)
+                ids: list[str] = self.client.zrange(key, start, start + SCAN_CHUNK - 1)  # type: ignore[assignment]
             if not ids:
                 return
             yield ids
@@ -198,7 +201,7 @@ class MatchmakingStore:
     def get_match(self, match_id: str) -> Match:
         """The match; :class:`NotFoundError` if unknown or expired."""
         with redis_errors(self.client):
-            fields = self.client.hgetall(self.keys.match(match_id))
+            fields: dict[str, str] = self.client.hgetall(self.keys.match(match_id))  # type: ignore[assignment]
         if not fields:
             raise NotFoundError(f"match {match_id!r} does not exist (or has expired)")
         return codec.decode_match(match_id, fields)
@@ -254,8 +257,17 @@ class MatchmakingStore:
         batch: Sequence[tuple[str, ProposedMatch]],
         tickets: Mapping[str, Ticket],
     ) -> tuple[list[str], list[Any]]:
-        keys = [self.keys.lease(queue.name), self.keys.queue(queue.name), self.keys.events(queue.name)]
-        args: list[Any] = [lease_token, queue.name, self.settings.match_ttl_s, self.settings.events_maxlen]
+        keys = [
+            self.keys.lease(queue.name),
+            self.keys.queue(queue.name),
+            self.keys.events(queue.name),
+        ]
+        args: list[Any] = [
+            lease_token,
+            queue.name,
+            self.settings.match_ttl_s,
+            self.settings.events_maxlen,
+        ]
         for match_id, proposal in batch:
             keys.append(self.keys.match(match_id))
             args += [
@@ -281,7 +293,11 @@ class MatchmakingStore:
         pipe = self.client.pipeline(transaction=False)
         for start in range(0, len(tickets), CLAIM_BATCH_TICKETS):
             chunk = tickets[start : start + CLAIM_BATCH_TICKETS]
-            keys = [self.keys.lease(queue.name), self.keys.queue(queue.name), self.keys.events(queue.name)]
+            keys = [
+                self.keys.lease(queue.name),
+                self.keys.queue(queue.name),
+                self.keys.events(queue.name),
+            ]
             args: list[Any] = [
                 lease_token,
                 int(cutoff * 1000),
@@ -297,7 +313,9 @@ class MatchmakingStore:
             replies = pipe.execute()
         for reply in replies:
             if reply[0] == "LEASE":
-                raise LeaseLostError(f"the lease of queue {queue.name!r} was taken by another worker")
+                raise LeaseLostError(
+                    f"the lease of queue {queue.name!r} was taken by another worker"
+                )
             done += int(reply[1])
         return done
 
@@ -307,7 +325,9 @@ class MatchmakingStore:
         """Take or renew the lease of each queue; the names this token now holds."""
         pipe = self.client.pipeline(transaction=False)
         for name in queue_names:
-            self.scripts.lease(keys=[self.keys.lease(name)], args=[token, int(ttl_s * 1000)], client=pipe)
+            self.scripts.lease(
+                keys=[self.keys.lease(name)], args=[token, int(ttl_s * 1000)], client=pipe
+            )
         with redis_errors(self.client):
             replies = pipe.execute()
         return {name for name, held in zip(queue_names, replies, strict=True) if held == 1}
@@ -322,22 +342,33 @@ class MatchmakingStore:
 
     # -- events ---------------------------------------------------------------------------
 
-    def last_event_id(self, queue_name: str) -> str:
-        """The id of the newest event of the queue, or ``0-0``."""
+    def stream_position(self, queue_name: str) -> tuple[str, int]:
+        """The newest event id of the queue (``0-0`` if none) and how many were ever added."""
         with redis_errors(self.client):
-            last = self.client.xrevrange(self.keys.events(queue_name), count=1)
-        return str(last[0][0]) if last else "0-0"
+            pipe = self.client.pipeline(transaction=False)
+            pipe.xinfo_stream(self.keys.events(queue_name))
+            [info] = pipe.execute(raise_on_error=False)
+        if isinstance(info, Exception):  # no stream yet: nothing was ever added
+            return "0-0", 0
+        return str(info["last-generated-id"]), int(info["entries-added"])
 
-    def events_after(self, queue_name: str, after: str, count: int) -> tuple[list[Event], str | None]:
-        """Up to ``count`` events after ``after``, and the stream's first id (None if empty).
+    def events_after(self, queue_name: str, after: str, count: int) -> tuple[list[Event], int]:
+        """Up to ``count`` events after ``after``, and how many entries were trimmed so far.
 
-        A first id newer than ``after`` means entries may have been trimmed unseen.
+        Entries are numbered from 1 as they are added; trimming removes the lowest
+        numbers. A reader that has seen up to number N missed some iff more than N
+        were trimmed. Both reads run in one MULTI so no trim slips between them.
         """
         stream = self.keys.events(queue_name)
-        pipe = self.client.pipeline(transaction=False)
-        pipe.xrange(stream, count=1)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.xinfo_stream(stream)
         pipe.xrange(stream, min=f"({after}", count=count)
         with redis_errors(self.client):
-            first, entries = pipe.execute()
+            info, entries = pipe.execute(raise_on_error=False)
+        if isinstance(info, Exception):
+            return [], 0
+        if isinstance(entries, Exception):
+            with redis_errors(self.client):
+                raise entries
         events = [parse_event(queue_name, eid, fields) for eid, fields in entries]
-        return events, (str(first[0][0]) if first else None)
+        return events, int(info["entries-added"]) - int(info["length"])

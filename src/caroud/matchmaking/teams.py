@@ -27,7 +27,7 @@ class Unit:
 
 @lru_cache(maxsize=8192)
 def can_pack(sizes: tuple[int, ...], teams: int, team_size: int) -> bool:
-    """Whether parties of ``sizes`` (sorted, largest first) fit in ``teams`` teams of ``team_size``."""
+    """Whether parties of ``sizes`` (largest first) fit in ``teams`` teams of ``team_size``."""
     if sum(sizes) > teams * team_size or (sizes and sizes[0] > team_size):
         return False
     if all(s == 1 for s in sizes):
@@ -130,21 +130,22 @@ def _greedy(units: list[Unit], teams: int, team_size: int) -> list[list[Unit]] |
         free[t] -= unit.size
     if any(free):
         return None
-    improved = True
-    while improved:  # swap equal-sized units between teams while that narrows the spread
-        improved = False
-        current = team_spread(groups)
-        for a in range(teams):
-            for b in range(a + 1, teams):
-                for i, ua in enumerate(groups[a]):
-                    for j, ub in enumerate(groups[b]):
-                        if ua.size != ub.size or ua.rating_sum == ub.rating_sum:
-                            continue
-                        groups[a][i], groups[b][j] = ub, ua
-                        if team_spread(groups) < current - 1e-9:
-                            improved = True
-                            current = team_spread(groups)
-                            ua, ub = ub, ua
-                        else:
-                            groups[a][i], groups[b][j] = ua, ub
+    while _improve_once(groups):  # swap equal-sized units while that narrows the spread
+        pass
     return groups
+
+
+def _improve_once(groups: list[list[Unit]]) -> bool:
+    """Make the first swap of two equal-sized units that narrows the spread; False if none."""
+    current = team_spread(groups)
+    for a, team_a in enumerate(groups):
+        for team_b in groups[a + 1 :]:
+            for i, ua in enumerate(team_a):
+                for j, ub in enumerate(team_b):
+                    if ua.size != ub.size or ua.rating_sum == ub.rating_sum:
+                        continue
+                    team_a[i], team_b[j] = ub, ua
+                    if team_spread(groups) < current - 1e-9:
+                        return True
+                    team_a[i], team_b[j] = ua, ub
+    return False

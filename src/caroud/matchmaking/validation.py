@@ -27,7 +27,9 @@ def _finite_number(field: str, value: Any, low: float, high: float) -> float:
 def check_id(field: str, value: Any) -> str:
     """An id (player, ticket, region): 1-64 of letters, digits, '.', '_', '-'."""
     if not isinstance(value, str) or not NAME_RE.match(value):
-        raise ValidationError(field, f"must be 1-64 letters, digits, '.', '_' or '-', got {value!r}")
+        raise ValidationError(
+            field, f"must be 1-64 letters, digits, '.', '_' or '-', got {value!r}"
+        )
     return value
 
 

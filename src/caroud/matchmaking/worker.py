@@ -148,7 +148,9 @@ class Worker:
 
     def run(self, max_cycles: int | None = None) -> WorkerTotals:
         """Cycle every ``tick_s`` until stopped; Redis hiccups are logged and retried."""
-        log.info("worker started", extra={"worker_id": self.id, "queues": ",".join(self.queue_names)})
+        log.info(
+            "worker started", extra={"worker_id": self.id, "queues": ",".join(self.queue_names)}
+        )
         backoff = self.tick_s
         try:
             while not self._stop.is_set():
@@ -195,5 +197,9 @@ class Worker:
             log.warning("could not release leases on exit", extra={"error": str(e)})
         log.info(
             "worker stopped",
-            extra={"worker_id": self.id, "cycles": self.totals.cycles, "matches": self.totals.matches},
+            extra={
+                "worker_id": self.id,
+                "cycles": self.totals.cycles,
+                "matches": self.totals.matches,
+            },
         )

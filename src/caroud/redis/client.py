@@ -14,10 +14,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import urlsplit, urlunsplit
 
-import redis
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
+import redis
 from caroud import errors
 from caroud.redis.embedded import embedded_url
 from caroud.settings import Settings
@@ -43,7 +43,7 @@ def resolve_url(settings: Settings) -> str:
 
 
 def connect(settings: Settings, url: str | None = None) -> Redis:
-    """A client for ``url`` (default: from ``settings``), with timeouts, retries and health checks."""
+    """A client for ``url`` (default: from ``settings``) with timeouts, retries, health checks."""
     url = url or resolve_url(settings)
     scheme = urlsplit(url).scheme
     if scheme not in ("redis", "rediss", "unix"):
@@ -91,6 +91,12 @@ def translate(exc: redis.RedisError | ssl.SSLError, url: str) -> errors.RedisErr
             f"TLS with Redis at {url} failed ({text}). Use rediss:// only for TLS endpoints "
             "(in-transit encryption on) and redis:// for plain ones, and check the certificate."
         )
+    plain = url.startswith("redis://")
+    if plain and isinstance(exc, redis.ConnectionError) and _looks_like_tls_hangup(text):
+        return errors.RedisTLSError(
+            f"Redis at {url} closed the connection on the first command ({text}): the endpoint "
+            "most likely requires TLS (ElastiCache in-transit encryption). Use rediss://."
+        )
     if isinstance(exc, redis.TimeoutError):
         return errors.RedisTimeoutError(
             f"timed out talking to Redis at {url} ({text}). Check the security group allows "
@@ -104,6 +110,10 @@ def translate(exc: redis.RedisError | ssl.SSLError, url: str) -> errors.RedisErr
             "(or ElastiCache cluster) is running, and try `caroud doctor`."
         )
     return errors.RedisError(f"Redis at {url} failed: {text}")
+
+
+def _looks_like_tls_hangup(text: str) -> bool:
+    return "reset by peer" in text or "Connection closed by server" in text
 
 
 @contextmanager

@@ -1,0 +1,5 @@
+"""``python -m caroud`` is the ``caroud`` command."""
+
+from caroud.cli import main
+
+main()

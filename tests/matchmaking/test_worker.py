@@ -1,0 +1,185 @@
+"""The worker against a real server: matches, timeouts, leases, races, stale views."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+
+import pytest
+
+from caroud.errors import LeaseLostError, TicketStateError
+from caroud.events import EventReader
+from caroud.matchmaking.algorithm import find_matches
+from caroud.matchmaking.models import TicketStatus
+from caroud.matchmaking.store import MatchmakingStore
+from caroud.matchmaking.worker import Worker
+from caroud.redis.client import Redis
+
+
+def test_cycle_matches_compatible_tickets(store: MatchmakingStore, client: Redis) -> None:
+    a = store.enqueue("duel", [("a", 1500)], {"eu": 20})
+    b = store.enqueue("duel", [("b", 1530)])
+    far = store.enqueue("duel", [("c", 2500)])
+    report = Worker(store).run_cycle()
+    assert report.matches == 1 and report.matched_tickets == 2
+    ta, tb = store.get(a.id), store.get(b.id)
+    assert ta.status is tb.status is TicketStatus.MATCHED
+    assert ta.match_id == tb.match_id is not None
+    assert {ta.team, tb.team} == {0, 1}
+    match = store.get_match(ta.match_id)
+    assert set(match.ticket_ids) == {a.id, b.id}
+    assert match.region == "eu" and match.spread == 30
+    assert store.get(far.id).status is TicketStatus.QUEUED
+    assert store.count("duel") == 1
+    # matched records and player locks expire with the match
+    for key in (store.keys.ticket(a.id), store.keys.match(match.id), store.keys.player("a")):
+        assert 0 < client.ttl(key) <= store.settings.match_ttl_s
+    # a matched player still cannot queue again while the match lives
+    assert store.active_ticket_of("a") == a.id
+
+
+def test_window_widening_through_the_worker(store: MatchmakingStore) -> None:
+    now = store.server_time()
+    a = store.enqueue("duel", [("a", 1500)], created_at=now)
+    store.enqueue("duel", [("b", 1650)], created_at=now)
+    worker = Worker(store)
+    assert worker.run_cycle(now=now + 5).matches == 0  # window 100 < 150
+    assert worker.run_cycle(now=now + 10).matches == 1  # window 150
+    assert store.get(a.id).status is TicketStatus.MATCHED
+
+
+def test_party_match_through_the_worker(store: MatchmakingStore) -> None:
+    party = store.enqueue("squad", [("p1", 1500), ("p2", 1510), ("p3", 1490)])
+    pair = store.enqueue("squad", [("p4", 1500), ("p5", 1505)])
+    solos = [store.enqueue("squad", [(f"s{i}", 1500 + i)]) for i in range(5)]
+    assert Worker(store).run_cycle().matches == 1
+    match = store.get_match(store.get(party.id).match_id or "")
+    assert len(match.ticket_ids) == 7
+    team_of = {t: i for i, team in enumerate(match.teams) for t in team}
+    assert team_of[party.id] != team_of[pair.id]
+    for t in [party, pair, *solos]:
+        assert store.get(t.id).team == team_of[t.id]
+
+
+def test_tickets_time_out_after_max_wait(store: MatchmakingStore) -> None:
+    reader = EventReader(store.client, store.keys, ["duel"])
+    now = store.server_time()
+    old = store.enqueue("duel", [("a", 1500)], created_at=now - 61)
+    young = store.enqueue("duel", [("b", 3000)], created_at=now - 10)
+    report = Worker(store).run_cycle(now=now)
+    assert report.timed_out == 1 and report.matches == 0
+    assert store.get(old.id).status is TicketStatus.TIMED_OUT
+    assert store.get(young.id).status is TicketStatus.QUEUED
+    assert store.active_ticket_of("a") is None
+    assert [e.type for e in reader.read(block_ms=100)][-1] == "timed_out"
+
+
+def test_one_worker_per_queue_and_a_dead_workers_lease_passes_on(
+    store: MatchmakingStore, client: Redis
+) -> None:
+    first = Worker(store, lease_ttl_s=0.5, queue_names=["duel"])
+    second = Worker(store, lease_ttl_s=0.5, queue_names=["duel"])
+    assert first.run_cycle().queues == ["duel"]
+    assert second.run_cycle().queues == []
+    client.pexpire(store.keys.lease("duel"), 1)  # as if the first worker died
+    client.delete(store.keys.lease("duel"))
+    assert second.run_cycle().queues == ["duel"]
+    assert first.run_cycle().queues == []
+    assert "duel" not in first.views
+
+
+def test_claims_are_fenced_by_the_lease(store: MatchmakingStore) -> None:
+    a = store.enqueue("duel", [("a", 1500)])
+    b = store.enqueue("duel", [("b", 1500)])
+    tickets = {a.id: a, b.id: b}
+    queue = store.queues.get("duel")
+    proposals = find_matches(queue, tickets.values(), store.server_time())
+    store.hold_leases(["duel"], "owner", 5)
+    with pytest.raises(LeaseLostError):
+        store.claim(queue, "intruder", proposals, tickets)
+    assert store.get(a.id).status is TicketStatus.QUEUED
+    [result] = store.claim(queue, "owner", proposals, tickets)
+    assert result.claimed
+    [again] = store.claim(queue, "owner", proposals, tickets)
+    assert not again.claimed and set(again.stale_tickets) == {a.id, b.id}
+
+
+def _race_round(
+    store: MatchmakingStore, worker: Worker, round_no: int
+) -> tuple[set[str], set[str]]:
+    """Cancel every ticket while the worker matches them; (cancelled, refused) ids."""
+    tickets = []
+    for i in range(200):
+        tickets.append(store.enqueue("duel", [(f"a{round_no}-{i}", 1000 + i * 2)]))
+        tickets.append(store.enqueue("duel", [(f"b{round_no}-{i}", 1000 + i * 2)]))
+    cancelled: set[str] = set()
+    refused: set[str] = set()
+    start = threading.Barrier(2)
+
+    def cancel_all() -> None:
+        start.wait()
+        for t in tickets[::-1]:
+            try:
+                store.cancel(t.id)
+                cancelled.add(t.id)
+            except TicketStateError:
+                refused.add(t.id)
+
+    canceller = threading.Thread(target=cancel_all)
+    canceller.start()
+    start.wait()
+    while canceller.is_alive():
+        worker.run_cycle()
+    canceller.join()
+    worker.run_cycle()
+    for t in tickets:
+        status = store.get(t.id).status
+        if t.id in cancelled:
+            assert status is TicketStatus.CANCELLED
+        else:
+            assert t.id in refused and status is TicketStatus.MATCHED
+            match = store.get_match(store.get(t.id).match_id or "")
+            assert not set(match.ticket_ids) & cancelled
+    return cancelled, refused
+
+
+def test_cancel_racing_matching_exactly_one_wins(store: MatchmakingStore) -> None:
+    worker = Worker(store, queue_names=["duel"])
+    outcomes: list[tuple[int, int]] = []
+    for round_no in range(10):
+        cancelled, refused = _race_round(store, worker, round_no)
+        outcomes.append((len(cancelled), len(refused)))
+        if cancelled and refused:
+            break
+    assert any(c and r for c, r in outcomes), f"the race never happened: {outcomes}"
+
+
+def test_a_view_that_missed_trimmed_events_reloads(store: MatchmakingStore, client: Redis) -> None:
+    small = MatchmakingStore(
+        client, store.keys, store.queues, replace(store.settings, events_maxlen=1000)
+    )
+    worker = Worker(small, queue_names=["duel"])
+    worker.run_cycle()
+    for i in range(3000):
+        small.enqueue("duel", [(f"p{i}", 1500)])
+    report = worker.run_cycle()
+    assert worker.views["duel"].reloads == 2
+    assert report.matched_tickets == 3000
+    assert small.count("duel") == 0
+
+
+def test_worker_loop_stops_and_releases_its_leases(store: MatchmakingStore, client: Redis) -> None:
+    worker = Worker(store, tick_s=0.01)
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    for i in range(10):
+        store.enqueue("duel", [(f"p{i}", 1500)])
+    deadline = store.server_time() + 5
+    while store.count("duel") and store.server_time() < deadline:
+        threading.Event().wait(0.01)
+    worker.stop()
+    thread.join(5)
+    assert not thread.is_alive()
+    assert store.count("duel") == 0
+    assert client.get(store.keys.lease("duel")) is None
+    assert client.get(store.keys.worker(worker.id)) is None
