@@ -7,12 +7,14 @@ message, which always says what went wrong and what to check::
     CaroudError
     ├── ConfigError                 bad settings or queue definitions
     ├── ValidationError             bad input from a caller (field + rule)
-    ├── NotFoundError               a ticket / match / queue that does not exist
+    ├── NotFoundError               a ticket / match / queue / game server that does not exist
     │   └── UnknownQueueError
     ├── ConflictError               the request clashes with current state
     │   ├── PlayerBusyError         a player already has an active ticket
     │   ├── TicketStateError        e.g. cancelling a ticket that is matched
-    │   └── LeaseLostError          a worker lost its queue lease mid-cycle
+    │   ├── LeaseLostError          a worker lost its queue lease mid-cycle
+    │   ├── NoCapacityError         no game server in the match's regions has a free slot
+    │   └── AllocationStateError    e.g. confirming a match whose slot was already freed
     └── RedisError                  the Redis server could not do what we asked
         ├── RedisUnavailableError   refused / unreachable / DNS
         ├── RedisTimeoutError       connect or read timed out
@@ -97,6 +99,33 @@ class LeaseLostError(ConflictError):
     code = "lease_lost"
 
 
+class NoCapacityError(ConflictError):
+    """No healthy, ready game server in any of the requested regions has a free slot."""
+
+    code = "no_capacity"
+
+    def __init__(self, match_id: str, regions: tuple[str, ...], selector: dict[str, str]) -> None:
+        wanted = f" with labels {selector}" if selector else ""
+        super().__init__(
+            f"no game server{wanted} has a free slot for match {match_id!r} in "
+            f"{', '.join(regions)}: register or scale up servers there, or retry later"
+        )
+        self.match_id = match_id
+        self.regions = regions
+        self.selector = selector
+
+
+class AllocationStateError(ConflictError):
+    """The match's allocation is not in a state that allows the operation."""
+
+    code = "allocation_state"
+
+    def __init__(self, match_id: str, state: str, operation: str) -> None:
+        super().__init__(f"the allocation of match {match_id!r} is {state}: cannot {operation} it")
+        self.match_id = match_id
+        self.state = state
+
+
 class RedisError(CaroudError):
     """Redis could not serve a request; the message names the (redacted) URL and what to check."""
 
@@ -148,5 +177,5 @@ def http_status(error: CaroudError) -> int:
     """The HTTP status for ``error``: the entry of its nearest class in :data:`HTTP_STATUS`."""
     for cls in type(error).__mro__:
         if cls in HTTP_STATUS:
-            return HTTP_STATUS[cls]  # type: ignore[index]
+            return HTTP_STATUS[cls]
     return 500

@@ -12,10 +12,27 @@ short because a queued ticket pays for its key names in memory.
     <p>:{mm}:m:<match>      HASH   match record
     <p>:{mm}:lease:<queue>  STRING token of the worker that owns the queue
     <p>:worker:<id>         STRING a worker's heartbeat (JSON), with a TTL
+
+All keys of one game-server pool share the hash tag ``{pool:<name>}``, for the
+same reason: the pool's scripts touch servers and allocations together. The
+keys are few and fixed (one per region at most), so every script is passed all
+the keys it may touch; records live in fields, never in keys named by an id::
+
+    <p>:{pool:<n>}:srv            HASH  server attributes, field "<server>:<attr>"
+                                        (host port reg cap used st lab load at hb)
+    <p>:{pool:<n>}:hb             ZSET  every registered server, by health deadline (ms)
+    <p>:{pool:<n>}:free:<region>  ZSET  ready servers with a free slot, by used/capacity
+    <p>:{pool:<n>}:alloc          HASH  match id -> "state|server|region|host|port|at|deadline|
+                                        started|ended" (times in ms, "" when unset)
+    <p>:{pool:<n>}:pending        ZSET  allocated, not yet started matches, by start deadline
+    <p>:{pool:<n>}:bysrv          ZSET  "<server>/<match>" of running allocations (lex index)
+    <p>:{pool:<n>}:done           ZSET  ended allocations (tombstones), by end time (ms)
+    <p>:{pool:<n>}:stats          HASH  counters and gauges (see caroud.servers.models.PoolStats)
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -52,3 +69,55 @@ class Keys:
 
     def workers_pattern(self) -> str:
         return f"{self.prefix}:worker:*"
+
+
+@dataclass(frozen=True, slots=True)
+class PoolKeys:
+    """Key builder for one game-server pool named ``pool``, namespaced by ``prefix``."""
+
+    prefix: str = "caroud"
+    pool: str = "default"
+
+    @property
+    def _tag(self) -> str:
+        return f"{self.prefix}:{{pool:{self.pool}}}"
+
+    def servers(self) -> str:
+        return f"{self._tag}:srv"
+
+    def health(self) -> str:
+        return f"{self._tag}:hb"
+
+    def free(self, region: str) -> str:
+        return f"{self._tag}:free:{region}"
+
+    def allocations(self) -> str:
+        return f"{self._tag}:alloc"
+
+    def pending(self) -> str:
+        return f"{self._tag}:pending"
+
+    def by_server(self) -> str:
+        return f"{self._tag}:bysrv"
+
+    def done(self) -> str:
+        return f"{self._tag}:done"
+
+    def stats(self) -> str:
+        return f"{self._tag}:stats"
+
+    def fixed(self) -> list[str]:
+        """The keys every pool script is passed first, in the order the scripts expect."""
+        return [
+            self.servers(),
+            self.health(),
+            self.allocations(),
+            self.pending(),
+            self.by_server(),
+            self.done(),
+            self.stats(),
+        ]
+
+    def every_key(self, regions: Sequence[str]) -> list[str]:
+        """Every key of the pool with these regions (to delete a pool, or to inspect it)."""
+        return self.fixed() + [self.free(r) for r in regions]

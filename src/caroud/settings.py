@@ -33,6 +33,10 @@ class Settings:
     ended_ttl_s: int = 3600
     match_ttl_s: int = 7200
     events_maxlen: int = 200_000
+    heartbeat_interval_s: float = 5.0
+    missed_heartbeats: int = 3
+    first_heartbeat_grace_s: float = 60.0
+    start_deadline_s: float = 30.0
 
     @classmethod
     def from_env(
@@ -91,4 +95,10 @@ class Settings:
             ended_ttl_s=int(number("ENDED_TTL", base.ended_ttl_s, 1, int)),
             match_ttl_s=int(number("MATCH_TTL", base.match_ttl_s, 1, int)),
             events_maxlen=int(number("EVENTS_MAXLEN", base.events_maxlen, 1000, int)),
+            heartbeat_interval_s=number("HEARTBEAT_INTERVAL", base.heartbeat_interval_s, 0.01),
+            missed_heartbeats=int(number("MISSED_HEARTBEATS", base.missed_heartbeats, 1, int)),
+            first_heartbeat_grace_s=number(
+                "FIRST_HEARTBEAT_GRACE", base.first_heartbeat_grace_s, 0.01
+            ),
+            start_deadline_s=number("START_DEADLINE", base.start_deadline_s, 0.01),
         )

@@ -3,7 +3,8 @@
 A ``Script`` computes its SHA up front, calls EVALSHA, reloads on NOSCRIPT and
 works inside pipelines. Each ``.lua`` file opens with a header naming its KEYS,
 ARGV and replies; the typed wrappers that turn replies into domain results live
-with the code that owns the keys (``caroud.matchmaking.store``).
+with the code that owns the keys (``caroud.matchmaking.store``,
+``caroud.servers.pool``).
 """
 
 from __future__ import annotations
@@ -38,4 +39,34 @@ class MatchmakingScripts:
     def register(cls, client: Redis) -> MatchmakingScripts:
         return cls(
             **{name: client.register_script(source(name)) for name in cls.__dataclass_fields__}
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PoolScripts:
+    """The game-server pool scripts (``pool_<name>.lua``), registered on one client.
+
+    Each is registered with ``pool_lib.lua`` in front of it. The pool's scripts share
+    their key layout, the clock and three multi-step writes (remove a server, free a
+    slot, drain): written once there rather than copied into several scripts, so they
+    cannot drift apart. ``pool_lib.lua`` writes nothing by itself; each script decides.
+    """
+
+    register_server: Script
+    heartbeat: Script
+    drain: Script
+    deregister: Script
+    allocate: Script
+    confirm_started: Script
+    release: Script
+    reap: Script
+
+    @classmethod
+    def register(cls, client: Redis) -> PoolScripts:
+        lib = source("pool_lib")
+        return cls(
+            **{
+                name: client.register_script(f"{lib}\n{source(f'pool_{name}')}")
+                for name in cls.__dataclass_fields__
+            }
         )

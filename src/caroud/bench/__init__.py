@@ -1,0 +1,1 @@
+"""Benchmarks of the matchmaking engine and the server pool, run with ``caroud bench``."""
