@@ -70,9 +70,7 @@ def queues() -> QueueRegistry:
 
 @pytest.fixture
 def ctx(settings: Settings, client: Redis, queues: QueueRegistry) -> Context:
-    base = Context.build(settings, client)
-    store = MatchmakingStore(client, base.keys, queues, settings)
-    return Context(settings, client, base.keys, queues, store)
+    return Context.build(settings, client, queues)
 
 
 @pytest.fixture

@@ -60,7 +60,7 @@ def worker(
 
     configure_logging(log_level)
     ctx = _context(queues_file)
-    w = Worker(ctx.matchmaking, tick_s=tick, queue_names=queue)
+    w = Worker(ctx.matchmaking, tick_s=tick, queue_names=queue, assigner=ctx.assigner)
     w.install_signal_handlers()
     w.run()
 

@@ -11,6 +11,8 @@ short because a queued ticket pays for its key names in memory.
     <p>:{mm}:ev:<queue>     STREAM ticket events of one queue
     <p>:{mm}:m:<match>      HASH   match record
     <p>:{mm}:lease:<queue>  STRING token of the worker that owns the queue
+    <p>:{mm}:pend:<queue>   ZSET   matches waiting for a game server, by match time (ms)
+    <p>:{mm}:results        STREAM match results, for the rating update
     <p>:worker:<id>         STRING a worker's heartbeat (JSON), with a TTL
 
 All keys of one game-server pool share the hash tag ``{pool:<name>}``, for the
@@ -63,6 +65,12 @@ class Keys:
 
     def lease(self, queue: str) -> str:
         return f"{self._mm}:lease:{queue}"
+
+    def pending(self, queue: str) -> str:
+        return f"{self._mm}:pend:{queue}"
+
+    def results(self) -> str:
+        return f"{self._mm}:results"
 
     def worker(self, worker_id: str) -> str:
         return f"{self.prefix}:worker:{worker_id}"

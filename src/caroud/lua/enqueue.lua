@@ -27,7 +27,10 @@ if created == '' then
   local t = redis.call('TIME')
   created = tostring(tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
 end
-redis.call('HSET', KEYS[1], 'q', ARGV[2], 's', 'queued', 'p', ARGV[3], 'l', ARGV[4], 'c', created)
+redis.call('HSET', KEYS[1], 'q', ARGV[2], 's', 'queued', 'p', ARGV[3], 'c', created)
+if ARGV[4] ~= '' then
+  redis.call('HSET', KEYS[1], 'l', ARGV[4])
+end
 redis.call('ZADD', KEYS[2], created, ARGV[1])
 for i = 4, n do
   redis.call('SET', KEYS[i], ARGV[1])

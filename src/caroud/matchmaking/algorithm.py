@@ -37,15 +37,18 @@ def acceptable_regions(queue: QueueConfig, ticket: Ticket) -> frozenset[str]:
     )
 
 
-def choose_region(queue: QueueConfig, regions: frozenset[str], tickets: Sequence[Ticket]) -> str:
-    """Of ``regions``, the one with the lowest worst latency; ties go by the queue's order."""
+def rank_regions(
+    queue: QueueConfig, regions: frozenset[str], tickets: Sequence[Ticket]
+) -> tuple[str, ...]:
+    """``regions`` best first: lowest worst latency, ties in the queue's order."""
+    ordered = [r for r in queue.regions if r in regions]
+    if not any(t.latencies for t in tickets):
+        return tuple(ordered)
 
     def worst(region: str) -> float:
         return max((t.latencies.get(region, 0.0) for t in tickets), default=0.0)
 
-    return min(
-        (r for r in queue.regions if r in regions), key=lambda r: (worst(r), queue.regions.index(r))
-    )
+    return tuple(sorted(ordered, key=worst))  # sorted() is stable: ties keep queue order
 
 
 def find_matches(
@@ -76,8 +79,8 @@ def find_matches(
             continue
         chosen = [pool[i] for i in members]
         spread = max(arrays.ratings[i] for i in members) - min(arrays.ratings[i] for i in members)
-        region = choose_region(queue, shared_regions, chosen)
-        matches.append(ProposedMatch(teams=teams, region=region, spread=spread))
+        ranked = rank_regions(queue, shared_regions, chosen)
+        matches.append(ProposedMatch(teams=teams, region=ranked[0], spread=spread, regions=ranked))
         for i in members:
             taken[i] = True
             arrays.unlink(i)

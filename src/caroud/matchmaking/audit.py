@@ -1,4 +1,7 @@
-"""An audit of exactly-once: no ticket in two matches, every match agreeing with its tickets.
+"""An audit of exactly-once: no ticket in two live matches, every match agreeing with its tickets.
+
+A match that was requeued (no server in time, or its server died before the start)
+gave its tickets back to the queue, so it no longer counts as holding them.
 
 Reads every match record (SCAN, in bounded chunks), so it is for tests,
 benchmarks and operators' spot checks, not for a hot path.
@@ -39,9 +42,9 @@ def audit_matches(client: Redis, keys: Keys, chunk: int = 500) -> AuditReport:
             batch = match_keys[start : start + chunk]
             pipe = client.pipeline(transaction=False)
             for key in batch:
-                pipe.hget(key, "tm")
-            for key, teams in zip(batch, pipe.execute(), strict=True):
-                if teams is None:
+                pipe.hmget(key, "tm", "s")
+            for key, (teams, status) in zip(batch, pipe.execute(), strict=True):
+                if teams is None or status == "requeued":  # a requeued match holds no tickets
                     continue
                 match_id = key.rsplit(":", 1)[1]
                 report.matches += 1

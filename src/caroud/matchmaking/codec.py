@@ -3,7 +3,10 @@
 Ticket hash: ``q`` queue, ``s`` status, ``p`` players ``id=rating,...``,
 ``l`` latencies ``region=ms,...``, ``c`` created (ms), and once matched ``m``
 match id and ``tm`` team index. Match hash: ``q`` queue, ``s`` status, ``r``
-region, ``sp`` rating spread, ``tm`` teams ``t1,t2|t3,t4``, ``c`` created (ms).
+region, ``rs`` acceptable regions best first, ``sp`` rating spread, ``tm`` teams
+``t1,t2|t3,t4``, ``c`` created (ms); once assigned ``srv``, ``host``, ``port``, ``as``
+(ms); ``st`` started and ``en`` ended (ms), ``w`` winner (team index, ``draw``, or empty
+when interrupted), ``why`` the reason of a requeue.
 Ids and region names never contain ``=``, ``,`` or ``|`` (validation ensures it).
 """
 
@@ -11,7 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from caroud.matchmaking.models import Match, PlayerEntry, Ticket, TicketStatus
+from caroud.matchmaking.models import (
+    Match,
+    MatchStatus,
+    PlayerEntry,
+    ServerAddress,
+    Ticket,
+    TicketStatus,
+)
 
 
 def number(value: float) -> str:
@@ -77,7 +87,16 @@ def decode_ticket_values(ticket_id: str, values: Sequence[str | None]) -> Ticket
     )
 
 
+def _seconds(ms: str | None) -> float | None:
+    return int(ms) / 1000.0 if ms else None
+
+
 def decode_match(match_id: str, fields: Mapping[str, str]) -> Match:
+    """A :class:`Match` from its hash fields (see the module docstring)."""
+    server = None
+    if fields.get("srv"):
+        server = ServerAddress(fields["srv"], fields["host"], int(fields["port"]), fields["r"])
+    winner = fields.get("w", "")
     return Match(
         id=match_id,
         queue=fields["q"],
@@ -85,5 +104,10 @@ def decode_match(match_id: str, fields: Mapping[str, str]) -> Match:
         region=fields["r"],
         spread=float(fields["sp"]),
         created_at=int(fields["c"]) / 1000.0,
-        status=fields["s"],
+        status=MatchStatus(fields["s"]),
+        regions=tuple(fields["rs"].split(",")) if fields.get("rs") else (fields["r"],),
+        server=server,
+        started_at=_seconds(fields.get("st")),
+        ended_at=_seconds(fields.get("en")),
+        winner=int(winner) if winner.isdigit() else None,
     )

@@ -45,6 +45,14 @@ class QueueConfig:
     max_wait_s: float
     regions: tuple[str, ...]
     max_latency_ms: float
+    strategy: str = "packed"
+    """How a game server is chosen: ``packed`` (fullest first) or ``distributed``."""
+    fallback_regions: tuple[str, ...] = ()
+    """Regions to try, in order, when no region every player accepts has a free server."""
+    selector: Mapping[str, str] = field(default_factory=dict)
+    """Labels a game server must carry to host this queue's matches."""
+    assign_timeout_s: float = 60.0
+    """How long a match waits for a server before its tickets go back to the queue."""
 
     @property
     def players_per_match(self) -> int:
@@ -96,15 +104,38 @@ class ProposedMatch:
     teams: tuple[tuple[str, ...], ...]
     region: str
     spread: float
+    regions: tuple[str, ...] = ()
+    """Every region all players accept, best first (``region`` leads): allocation fallbacks."""
 
     @property
     def ticket_ids(self) -> tuple[str, ...]:
         return tuple(t for team in self.teams for t in team)
 
 
+class MatchStatus(StrEnum):
+    """A match's life: ``matched → assigned → started → ended``, or requeued / interrupted."""
+
+    MATCHED = "matched"
+    ASSIGNED = "assigned"
+    STARTED = "started"
+    ENDED = "ended"
+    REQUEUED = "requeued"
+    INTERRUPTED = "interrupted"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerAddress:
+    """Where the players of a match connect."""
+
+    server_id: str
+    address: str
+    port: int
+    region: str
+
+
 @dataclass(frozen=True, slots=True)
 class Match:
-    """A match as stored: what was proposed, with its id, queue and creation time."""
+    """A match as stored: what was proposed, its server once assigned, its result once over."""
 
     id: str
     queue: str
@@ -112,7 +143,16 @@ class Match:
     region: str
     spread: float
     created_at: float
-    status: str = "matched"
+    status: MatchStatus = MatchStatus.MATCHED
+    regions: tuple[str, ...] = ()
+    server: ServerAddress | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    winner: int | None = None
+    """The winning team's index once ended (None for a draw, or while running)."""
+
+    def team_of(self, ticket_id: str) -> int | None:
+        return next((i for i, team in enumerate(self.teams) if ticket_id in team), None)
 
     @property
     def ticket_ids(self) -> tuple[str, ...]:

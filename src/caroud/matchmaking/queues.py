@@ -10,6 +10,10 @@ A file holds one table per queue; every key is optional except the shape::
     max_wait_s = 300       # then the ticket times out
     regions = ["eu-west", "us-east", "ap-southeast"]
     max_latency_ms = 120
+    strategy = "packed"    # game servers: "packed" (fewest servers) or "distributed"
+    fallback_regions = []  # where to look for a server when the players' regions are full
+    selector = { build = "1.4" }  # labels a server must have
+    assign_timeout_s = 60  # no server by then: the tickets go back to the queue
 """
 
 from __future__ import annotations
@@ -65,6 +69,10 @@ def parse_queue(name: str, spec: Mapping[str, Any]) -> QueueConfig:
         "max_wait_s",
         "regions",
         "max_latency_ms",
+        "strategy",
+        "fallback_regions",
+        "selector",
+        "assign_timeout_s",
     }
     if unknown := set(spec) - known:
         raise ConfigError(
@@ -91,6 +99,20 @@ def parse_queue(name: str, spec: Mapping[str, Any]) -> QueueConfig:
         raise ConfigError(f"queue {name!r}: regions must be a non-empty list of region names")
     if len(set(regions)) != len(regions):
         raise ConfigError(f"queue {name!r}: regions lists a region twice")
+    strategy = spec.get("strategy", "packed")
+    if strategy not in ("packed", "distributed"):
+        raise ConfigError(f"queue {name!r}: strategy must be 'packed' or 'distributed'")
+    fallback = spec.get("fallback_regions", [])
+    if not isinstance(fallback, list) or not all(
+        isinstance(r, str) and NAME_RE.match(r) for r in fallback
+    ):
+        raise ConfigError(f"queue {name!r}: fallback_regions must be a list of region names")
+    selector = spec.get("selector", {})
+    if not isinstance(selector, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) and NAME_RE.match(k) and NAME_RE.match(v)
+        for k, v in selector.items()
+    ):
+        raise ConfigError(f"queue {name!r}: selector must map label names to label values")
     return QueueConfig(
         name=name,
         teams=teams,
@@ -100,6 +122,10 @@ def parse_queue(name: str, spec: Mapping[str, Any]) -> QueueConfig:
         max_wait_s=_number(name, "max_wait_s", spec.get("max_wait_s", 300), 1),
         regions=tuple(regions),
         max_latency_ms=_number(name, "max_latency_ms", spec.get("max_latency_ms", 150), 1),
+        strategy=strategy,
+        fallback_regions=tuple(fallback),
+        selector=dict(selector),
+        assign_timeout_s=_number(name, "assign_timeout_s", spec.get("assign_timeout_s", 60), 1),
     )
 
 
@@ -124,6 +150,13 @@ class QueueRegistry:
 
     def __len__(self) -> int:
         return len(self.queues)
+
+    def all_regions(self) -> tuple[str, ...]:
+        """Every region a queue names (its own or as a fallback), in first-seen order."""
+        seen: dict[str, None] = {}
+        for q in self.queues.values():
+            seen.update(dict.fromkeys(q.regions + q.fallback_regions))
+        return tuple(seen)
 
     @classmethod
     def from_specs(cls, specs: Mapping[str, Mapping[str, Any]]) -> QueueRegistry:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from caroud.errors import (
@@ -35,15 +35,15 @@ from caroud.redis.client import Redis, redis_errors
 from caroud.redis.scripts import MatchmakingScripts
 from caroud.settings import Settings
 
-CLAIM_BATCH_TICKETS = 200
-"""Tickets per claim script call: bounds how long one call holds the server (well under 1 ms)."""
+CLAIM_BATCH_TICKETS = 100
+"""Tickets per claim or time-out script call: bounds how long one call holds the server (~1 ms)."""
 SCAN_CHUNK = 1000
 """Tickets read per round trip when loading a queue."""
 
 
 def new_id() -> str:
-    """A random, URL-safe, 96-bit id (16 characters)."""
-    return secrets.token_urlsafe(12).replace("-", "A").replace("_", "B")
+    """A random 72-bit id of 12 letters and digits (short: a queued ticket stores it 4 times)."""
+    return secrets.token_urlsafe(9).replace("-", "A").replace("_", "B")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +54,14 @@ class ClaimResult:
     proposal: ProposedMatch
     claimed: bool
     stale_tickets: tuple[str, ...] = ()
+
+
+@dataclass
+class Claims:
+    """The outcome of :meth:`MatchmakingStore.claim`."""
+
+    results: list[ClaimResult] = field(default_factory=list)
+    lease_lost: bool = False
 
 
 class MatchmakingStore:
@@ -212,15 +220,21 @@ class MatchmakingStore:
         lease_token: str,
         proposals: Sequence[ProposedMatch],
         tickets: Mapping[str, Ticket],
-    ) -> list[ClaimResult]:
-        """Claim proposed matches atomically, each all-or-nothing, in bounded script calls.
+        *,
+        assign: bool = False,
+        now: float | None = None,
+    ) -> Claims:
+        """Claim proposed matches atomically, each all-or-nothing, in one pipelined round trip.
 
-        ``tickets`` must hold every proposed ticket (for its player ids). Raises
-        :class:`LeaseLostError` if another worker now owns the queue's lease; matches
-        claimed by earlier batches of this call stay claimed.
+        Each script call covers at most :data:`CLAIM_BATCH_TICKETS` tickets. ``tickets``
+        must hold every proposed ticket (for its player ids). A batch refused because
+        another worker now owns the queue's lease sets ``lease_lost``; matches claimed
+        by other batches stay claimed. ``assign`` queues the matches for a game server.
+        ``now`` (default: the server's clock) stamps the matches.
         """
-        batches: list[list[tuple[str, ProposedMatch]]] = [[]]
-        size = 0
+        now_ms = int((now if now is not None else self.server_time()) * 1000)
+        batches: list[list[tuple[str, ProposedMatch]]] = []
+        size = CLAIM_BATCH_TICKETS
         for proposal in proposals:
             if size >= CLAIM_BATCH_TICKETS:
                 batches.append([])
@@ -229,26 +243,22 @@ class MatchmakingStore:
             size += len(proposal.ticket_ids)
         pipe = self.client.pipeline(transaction=False)
         for batch in batches:
-            if batch:
-                keys, args = self._claim_call(queue, lease_token, batch, tickets)
-                self.scripts.claim_matches(keys=keys, args=args, client=pipe)
+            keys, args = self._claim_call(queue, lease_token, batch, tickets, assign, now_ms)
+            self.scripts.claim_matches(keys=keys, args=args, client=pipe)
         with redis_errors(self.client):
-            replies = pipe.execute()
-        results: list[ClaimResult] = []
-        lease_lost = False
-        for batch, reply in zip((b for b in batches if b), replies, strict=True):
+            replies = pipe.execute() if batches else []
+        claims = Claims()
+        for batch, reply in zip(batches, replies, strict=True):
             if reply[0] == "LEASE":
-                lease_lost = True
+                claims.lease_lost = True
                 continue
             for (match_id, proposal), outcome in zip(batch, reply[1:], strict=True):
                 if outcome == 1:
-                    results.append(ClaimResult(match_id, proposal, True))
+                    claims.results.append(ClaimResult(match_id, proposal, True))
                 else:
                     stale = tuple(t for t in str(outcome).split(",") if t)
-                    results.append(ClaimResult(match_id, proposal, False, stale))
-        if lease_lost and not results:
-            raise LeaseLostError(f"the lease of queue {queue.name!r} was taken by another worker")
-        return results
+                    claims.results.append(ClaimResult(match_id, proposal, False, stale))
+        return claims
 
     def _claim_call(
         self,
@@ -256,23 +266,29 @@ class MatchmakingStore:
         lease_token: str,
         batch: Sequence[tuple[str, ProposedMatch]],
         tickets: Mapping[str, Ticket],
+        assign: bool,
+        now_ms: int,
     ) -> tuple[list[str], list[Any]]:
         keys = [
             self.keys.lease(queue.name),
             self.keys.queue(queue.name),
             self.keys.events(queue.name),
+            self.keys.pending(queue.name),
         ]
         args: list[Any] = [
             lease_token,
             queue.name,
             self.settings.match_ttl_s,
             self.settings.events_maxlen,
+            "1" if assign else "0",
+            now_ms,
         ]
         for match_id, proposal in batch:
             keys.append(self.keys.match(match_id))
             args += [
                 match_id,
                 proposal.region,
+                ",".join(proposal.regions or (proposal.region,)),
                 codec.number(proposal.spread),
                 codec.encode_teams(proposal.teams),
                 len(proposal.ticket_ids),
@@ -282,7 +298,7 @@ class MatchmakingStore:
                     players = tickets[tid].player_ids
                     keys.append(self.keys.ticket(tid))
                     keys += [self.keys.player(p) for p in players]
-                    args += [tid, team_index, len(players)]
+                    args += [tid, team_index, len(players), ",".join(players)]
         return keys, args
 
     def time_out(

@@ -21,12 +21,16 @@ from dataclasses import dataclass, field
 
 from caroud.errors import CaroudError, LeaseLostError
 from caroud.matchmaking.algorithm import find_matches
+from caroud.matchmaking.assignment import Assigner
 from caroud.matchmaking.models import QueueConfig
 from caroud.matchmaking.pool import QueueView
-from caroud.matchmaking.store import MatchmakingStore
+from caroud.matchmaking.store import ClaimResult, MatchmakingStore
 from caroud.redis.client import redis_errors
 
 log = logging.getLogger("caroud.worker")
+
+CLAIM_CHUNK_TICKETS = 2000
+"""Tickets claimed per pipelined round trip; the lease is renewed between chunks if due."""
 
 
 @dataclass
@@ -38,6 +42,10 @@ class CycleReport:
     matched_tickets: int = 0
     timed_out: int = 0
     stale: int = 0
+    assigned: int = 0
+    no_capacity: int = 0
+    requeued_tickets: int = 0
+    interrupted: int = 0
 
 
 @dataclass
@@ -46,6 +54,7 @@ class WorkerTotals:
     matches: int = 0
     matched_tickets: int = 0
     timed_out: int = 0
+    assigned: int = 0
     errors: int = 0
 
 
@@ -60,8 +69,13 @@ class Worker:
         lease_ttl_s: float | None = None,
         queue_names: Sequence[str] | None = None,
         worker_id: str | None = None,
+        assigner: Assigner | None = None,
+        reap_every_s: float = 1.0,
     ) -> None:
         self.store = store
+        self.assigner = assigner
+        self.reap_every_s = reap_every_s
+        self._reaped_at = 0.0
         settings = store.settings
         self.tick_s = tick_s if tick_s is not None else settings.worker_tick_s
         self.lease_ttl_s = lease_ttl_s if lease_ttl_s is not None else settings.lease_ttl_s
@@ -71,6 +85,7 @@ class Worker:
         self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self.token = f"{self.id}:{secrets.token_hex(8)}"
         self.views: dict[str, QueueView] = {}
+        self._renewed: dict[str, float] = {}
         self.totals = WorkerTotals()
         self.started_at = time.time()
         self._stop = threading.Event()
@@ -79,7 +94,9 @@ class Worker:
 
     def run_cycle(self, now: float | None = None) -> CycleReport:
         """Renew leases, then match and time out tickets in every held queue."""
+        renewed = time.monotonic()
         held = self.store.hold_leases(self.queue_names, self.token, self.lease_ttl_s)
+        self._renewed = dict.fromkeys(held, renewed)
         for name in set(self.views) - held:
             log.info("lease lost", extra={"queue": name, "worker_id": self.id})
             del self.views[name]
@@ -87,6 +104,7 @@ class Worker:
         if not held:
             return report
         now = now if now is not None else self.store.server_time()
+        self._reap_if_due(now, report)
         for name in report.queues:
             if name not in self.views:
                 log.info("lease taken", extra={"queue": name, "worker_id": self.id})
@@ -100,6 +118,7 @@ class Worker:
         self.totals.matches += report.matches
         self.totals.matched_tickets += report.matched_tickets
         self.totals.timed_out += report.timed_out
+        self.totals.assigned += report.assigned
         return report
 
     def _work(self, queue: QueueConfig, view: QueueView, now: float, report: CycleReport) -> None:
@@ -112,9 +131,52 @@ class Worker:
             for t in expired:
                 log.info("ticket timed out", extra={"queue": queue.name, "ticket_id": t.id})
         proposals = find_matches(queue, view.tickets.values(), now)
-        if not proposals:
+        per_chunk = max(1, CLAIM_CHUNK_TICKETS // queue.players_per_match)
+        for start in range(0, len(proposals), per_chunk):
+            self._keep_lease(queue.name)
+            claims = self.store.claim(
+                queue,
+                self.token,
+                proposals[start : start + per_chunk],
+                view.tickets,
+                assign=self.assigner is not None,
+                now=now,
+            )
+            self._record_claims(queue, view, claims.results, report)
+            if claims.lease_lost:
+                raise LeaseLostError(f"the lease of queue {queue.name!r} passed to another worker")
+        if self.assigner is not None:
+            done = self.assigner.assign_pending(queue, now)
+            report.assigned += done.assigned
+            report.no_capacity += done.no_capacity
+            report.requeued_tickets += done.requeued_tickets
+
+    def _reap_if_due(self, now: float, report: CycleReport) -> None:
+        """Reap the game-server pool about every ``reap_every_s`` (any worker may)."""
+        if self.assigner is None or now - self._reaped_at < self.reap_every_s:
             return
-        for result in self.store.claim(queue, self.token, proposals, view.tickets):
+        self._reaped_at = now
+        done = self.assigner.reap(now=now)
+        report.requeued_tickets += done.requeued_tickets
+        report.interrupted += done.interrupted
+
+    def _keep_lease(self, queue_name: str) -> None:
+        """Renew the queue's lease if a third of its TTL has passed since the last renewal."""
+        if time.monotonic() - self._renewed.get(queue_name, 0.0) < self.lease_ttl_s / 3:
+            return
+        renewed = time.monotonic()
+        if queue_name not in self.store.hold_leases([queue_name], self.token, self.lease_ttl_s):
+            raise LeaseLostError(f"the lease of queue {queue_name!r} passed to another worker")
+        self._renewed[queue_name] = renewed
+
+    def _record_claims(
+        self,
+        queue: QueueConfig,
+        view: QueueView,
+        results: Sequence[ClaimResult],
+        report: CycleReport,
+    ) -> None:
+        for result in results:
             if result.claimed:
                 ids = result.proposal.ticket_ids
                 report.matches += 1

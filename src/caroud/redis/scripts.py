@@ -34,6 +34,10 @@ class MatchmakingScripts:
     claim_matches: Script
     lease: Script
     release_lease: Script
+    assign_match: Script
+    requeue_match: Script
+    start_match: Script
+    end_match: Script
 
     @classmethod
     def register(cls, client: Redis) -> MatchmakingScripts:

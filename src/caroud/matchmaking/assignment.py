@@ -1,0 +1,169 @@
+"""From formed match to players holding a server address, and back when things go wrong.
+
+The worker calls :meth:`Assigner.assign_pending` for each queue it leases, and
+:meth:`Assigner.reap` about once a heartbeat interval. Game servers report through
+:meth:`Assigner.match_started` and :meth:`Assigner.match_ended`. Every step is
+idempotent on both sides (the pool's allocation per match id, the match's state
+checks), so a worker killed between the pool's step and the match's step is
+repaired by whoever retries.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from caroud.errors import AllocationStateError, NoCapacityError, NotFoundError
+from caroud.matchmaking.matches import MatchOutcome, MatchStore, Pending, check_winner
+from caroud.matchmaking.models import Match, MatchStatus, QueueConfig, ServerAddress
+from caroud.servers.models import Allocation, AllocationRequest, AllocationState, Strategy
+from caroud.servers.pool import ServerPool
+
+log = logging.getLogger("caroud.assignment")
+
+
+@dataclass
+class AssignReport:
+    """What one assignment round or reap did."""
+
+    assigned: int = 0
+    no_capacity: int = 0
+    requeued_matches: int = 0
+    requeued_tickets: int = 0
+    interrupted: int = 0
+    reallocated: int = 0
+    assigned_ids: list[str] = field(default_factory=list)
+
+
+def regions_to_try(queue: QueueConfig, match: Match) -> tuple[str, ...]:
+    """The match's regions (best first), then the queue's fallbacks, each once."""
+    return tuple(dict.fromkeys(match.regions + queue.fallback_regions))
+
+
+def address_of(allocation: Allocation) -> ServerAddress:
+    return ServerAddress(
+        allocation.server_id, allocation.address, allocation.port, allocation.region
+    )
+
+
+class Assigner:
+    """Connects formed matches to the game-server pool."""
+
+    def __init__(self, matches: MatchStore, pool: ServerPool) -> None:
+        self.matches = matches
+        self.pool = pool
+        self.queues = matches.store.queues
+
+    def assign_pending(self, queue: QueueConfig, now: float) -> AssignReport:
+        """Allocate a server for each waiting match of ``queue``; requeue those waiting too long."""
+        report = AssignReport()
+        waiting = self.matches.pending(queue.name)
+        if not waiting:
+            return report
+        requests = [
+            AllocationRequest(
+                p.match.id,
+                regions_to_try(queue, p.match),
+                dict(queue.selector),
+                Strategy(queue.strategy),
+            )
+            for p in waiting
+        ]
+        outcomes = self.pool.allocate_many(requests, now=now)
+        for pending, outcome in zip(waiting, outcomes, strict=True):
+            self._settle(queue, pending, outcome, now, report)
+        return report
+
+    def _settle(
+        self,
+        queue: QueueConfig,
+        pending: Pending,
+        outcome: Allocation | NoCapacityError | AllocationStateError,
+        now: float,
+        report: AssignReport,
+    ) -> None:
+        match = pending.match
+        if isinstance(outcome, Allocation):
+            if self.matches.assign(match, address_of(outcome)):
+                report.assigned += 1
+                report.assigned_ids.append(match.id)
+                log.info(
+                    "match assigned",
+                    extra={
+                        "queue": queue.name,
+                        "match_id": match.id,
+                        "server_id": outcome.server_id,
+                        "region": outcome.region,
+                    },
+                )
+            else:  # the match moved on (requeued or ended) while the slot was taken
+                self.pool.release(match.id, now=now)
+            return
+        if isinstance(outcome, NoCapacityError):
+            report.no_capacity += 1
+            if now - match.created_at >= queue.assign_timeout_s:
+                self._requeue(match, "no_capacity", report)
+            return
+        # the pool already released this match: it ended; nothing to place
+        log.warning("pending match already released", extra={"match_id": match.id})
+
+    def _requeue(self, match: Match, why: str, report: AssignReport) -> None:
+        count = self.matches.requeue(match, why)
+        if count:
+            report.requeued_matches += 1
+            report.requeued_tickets += count
+            log.info("match requeued", extra={"match_id": match.id, "why": why, "tickets": count})
+
+    def reap(self, now: float | None = None) -> AssignReport:
+        """Reap the pool; requeue matches that had not started on lost or expired slots.
+
+        A match on a server that died before it started goes back to the queue (its
+        tickets keep their waiting time); one that had started is ``interrupted``; one
+        whose server never confirmed the start is allocated again.
+        """
+        report = AssignReport()
+        reaped = self.pool.reap(now=now)
+        for lost in reaped.lost_servers:
+            log.warning(
+                "game server lost",
+                extra={"server_id": lost.server.id, "matches": len(lost.allocations)},
+            )
+            for allocation in lost.allocations:
+                self._on_lost(allocation, report)
+        for allocation in reaped.expired:
+            match = self._match_or_none(allocation.match_id)
+            if match is not None and match.status is MatchStatus.ASSIGNED:
+                self.matches.retry_assignment(match)
+                report.reallocated += 1
+        return report
+
+    def _on_lost(self, allocation: Allocation, report: AssignReport) -> None:
+        match = self._match_or_none(allocation.match_id)
+        if match is None:
+            return
+        if allocation.state is AllocationState.STARTED or match.status is MatchStatus.STARTED:
+            self.matches.finish(match, MatchStatus.INTERRUPTED, None)
+            report.interrupted += 1
+            log.warning("match interrupted", extra={"match_id": match.id})
+        else:
+            self._requeue(match, "server_lost", report)
+
+    def _match_or_none(self, match_id: str) -> Match | None:
+        try:
+            return self.matches.get(match_id)
+        except NotFoundError:
+            return None
+
+    def match_started(self, match_id: str) -> Match:
+        """The game server says the match started: confirm the slot, mark the match."""
+        match = self.matches.get(match_id)
+        self.pool.confirm_started(match_id)
+        return self.matches.mark_started(match.id)
+
+    def match_ended(self, match_id: str, winner: int | None) -> MatchOutcome:
+        """The game server reports the result: record it once, free the slot, free the players."""
+        match = self.matches.get(match_id)
+        checked = check_winner(match, winner)
+        outcome = self.matches.finish(match, MatchStatus.ENDED, checked)
+        self.pool.release(match_id)
+        return outcome
