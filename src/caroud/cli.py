@@ -72,12 +72,12 @@ def demo(
     queues_file: QueuesFile = None,
 ) -> None:
     """A worker plus simulated players, so you can watch matches form (Ctrl-C stops)."""
-    from caroud.demo import DemoTotals, run_load
+    from caroud.demo import DemoTotals, run_load, run_servers
     from caroud.matchmaking.worker import Worker
 
     configure_logging("info")
     ctx = _context(queues_file)
-    w = Worker(ctx.matchmaking)
+    w = Worker(ctx.matchmaking, assigner=ctx.assigner)
     stop = threading.Event()
     w.install_signal_handlers()
     thread = threading.Thread(target=w.run, name="worker", daemon=True)
@@ -88,11 +88,14 @@ def demo(
 
     def report(t: DemoTotals) -> None:
         depth = {q.name: ctx.matchmaking.count(q.name) for q in ctx.queues}
+        pool = ctx.pool.stats()
         err.print(
-            f"[dim]enqueued={t.enqueued} matches={w.totals.matches} "
-            f"timed_out={w.totals.timed_out} waiting={depth}[/]"
+            f"[dim]enqueued={t.enqueued} matches={w.totals.matches} assigned={w.totals.assigned} "
+            f"slots={pool.used}/{pool.capacity} timed_out={w.totals.timed_out} waiting={depth}[/]"
         )
 
+    servers = threading.Thread(target=run_servers, args=(_context(queues_file), stop))
+    servers.start()
     loader = threading.Thread(target=run_load, args=(ctx.matchmaking, rate, stop, report))
     loader.start()
     started = time.monotonic()
@@ -104,6 +107,7 @@ def demo(
     stop.set()
     w.stop()
     loader.join()
+    servers.join()
     thread.join()
 
 
@@ -200,6 +204,38 @@ def events(
         sys.stdout.flush()
         if not follow and not batch:
             return
+
+
+@app.command()
+def servers(
+    region: Annotated[str | None, typer.Option(help="only this region")] = None,
+    queues_file: QueuesFile = None,
+) -> None:
+    """The game-server pool: every server with its load, and the pool's counters (JSON)."""
+    ctx = _context(queues_file)
+    listed = [dataclasses.asdict(s) for s in ctx.pool.list_servers(region)]
+    _print_json({"stats": dataclasses.asdict(ctx.pool.stats()), "servers": listed})
+
+
+@app.command("match")
+def match_get(match_id: str, queues_file: QueuesFile = None) -> None:
+    """Show a match: its teams, server and result (JSON)."""
+    _print_json(dataclasses.asdict(_context(queues_file).matches.get(match_id)))
+
+
+@bench_app.command("pool")
+def bench_pool(
+    duration: Annotated[float, typer.Option(help="seconds to run")] = 10.0,
+    json_out: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Allocations per second and latency against 1,000 registered servers."""
+    from caroud.bench.pool import print_pool_table, run_pool_benchmark
+
+    result = run_pool_benchmark(Settings.from_env(), duration_s=duration)
+    if json_out:
+        _print_json(result)
+    else:
+        print_pool_table(result)
 
 
 @bench_app.command("matchmaking")

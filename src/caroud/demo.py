@@ -1,11 +1,14 @@
-"""A demo load for newcomers: simulated players (solos and parties) queueing while a worker matches.
+"""A demo for newcomers: simulated players and game servers around a real worker.
 
-Ratings follow a normal distribution around 1500; some players send latencies.
-Everything goes through the same store API a real backend uses.
+Players (solos and parties, ratings around 1500, some with latencies) queue at a
+steady rate; game servers register in every region, heartbeat, start the matches
+they are assigned and report a result a few seconds later. Everything goes through
+the same library calls a real backend uses.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import random
 import threading
@@ -13,7 +16,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from caroud.context import Context
 from caroud.errors import CaroudError, PlayerBusyError
+from caroud.events import EventReader
 from caroud.matchmaking.models import PlayerEntry, QueueConfig
 from caroud.matchmaking.store import MatchmakingStore
 
@@ -76,3 +81,70 @@ def run_load(
         if next_at > now:
             stop.wait(next_at - now)
     return totals
+
+
+@dataclass
+class ServerTotals:
+    started: int = 0
+    ended: int = 0
+
+
+def run_servers(
+    ctx: Context,
+    stop: threading.Event,
+    per_region: int = 3,
+    capacity: int = 8,
+    match_s: tuple[float, float] = (3.0, 8.0),
+    seed: int = 11,
+) -> ServerTotals:
+    """Simulated game servers: register, heartbeat, start assigned matches, report results."""
+    rng = random.Random(seed)
+    regions = ctx.queues.all_regions()
+    servers = [
+        ctx.pool.register(f"10.0.{r}.{i + 1}", 7000 + i, region, capacity, {"build": "demo"})
+        for r, region in enumerate(regions)
+        for i in range(per_region)
+    ]
+    reader = EventReader(ctx.client, ctx.keys, [q.name for q in ctx.queues])
+    ends: dict[str, float] = {}
+    totals = ServerTotals()
+    beat_every = ctx.settings.heartbeat_interval_s / 2
+    next_beat = 0.0
+    try:
+        while not stop.is_set():
+            now = time.monotonic()
+            if now >= next_beat:
+                for s in servers:
+                    ctx.pool.heartbeat(s.id, load=rng.random())
+                next_beat = now + beat_every
+            for event in reader.read(block_ms=200):
+                if event.type == "assigned" and event.match_id and event.match_id not in ends:
+                    _start(ctx, event.match_id, totals)
+                    ends[event.match_id] = now + rng.uniform(*match_s)
+            for match_id, at in list(ends.items()):
+                if at <= now:
+                    del ends[match_id]
+                    _end(ctx, match_id, rng, totals)
+    finally:
+        for s in servers:
+            with contextlib.suppress(CaroudError):
+                ctx.pool.deregister(s.id)
+    return totals
+
+
+def _start(ctx: Context, match_id: str, totals: ServerTotals) -> None:
+    try:
+        ctx.assigner.match_started(match_id)
+        totals.started += 1
+    except CaroudError:
+        pass  # re-assigned elsewhere or requeued meanwhile
+
+
+def _end(ctx: Context, match_id: str, rng: random.Random, totals: ServerTotals) -> None:
+    try:
+        match = ctx.matches.get(match_id)
+        winner = rng.randrange(len(match.teams)) if rng.random() > 0.1 else None
+        ctx.assigner.match_ended(match_id, winner)
+        totals.ended += 1
+    except CaroudError:
+        pass
