@@ -30,6 +30,7 @@ the keys it may touch; records live in fields, never in keys named by an id::
     <p>:{pool:<n>}:bysrv          ZSET  "<server>/<match>" of running allocations (lex index)
     <p>:{pool:<n>}:done           ZSET  ended allocations (tombstones), by end time (ms)
     <p>:{pool:<n>}:stats          HASH  counters and gauges (see caroud.servers.models.PoolStats)
+    <p>:{pool:<n>}:events         STREAM servers lost, with the matches they held
 """
 
 from __future__ import annotations
@@ -113,6 +114,9 @@ class PoolKeys:
 
     def stats(self) -> str:
         return f"{self._tag}:stats"
+
+    def events(self) -> str:
+        return f"{self._tag}:events"
 
     def fixed(self) -> list[str]:
         """The keys every pool script is passed first, in the order the scripts expect."""

@@ -117,6 +117,14 @@ def test_server_lost_before_start_requeues_after_start_interrupts(app: Context) 
     later = now + app.settings.first_heartbeat_grace_s + 1
     report = app.assigner.reap(now=later)
     assert report.interrupted == 1 and report.requeued_matches == 1
+    [(_, lost)] = app.client.xrange(app.pool.keys.events())
+    assert lost == {
+        "e": "server_lost",
+        "srv": "s1",
+        "r": "eu",
+        "started": first,
+        "not_started": second,
+    }
     assert app.matches.get(first).status is MatchStatus.INTERRUPTED
     assert app.matchmaking.active_ticket_of("x0") is None, (
         "players of an interrupted match are free"

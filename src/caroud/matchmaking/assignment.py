@@ -16,7 +16,14 @@ from dataclasses import dataclass, field
 from caroud.errors import AllocationStateError, NoCapacityError, NotFoundError
 from caroud.matchmaking.matches import MatchOutcome, MatchStore, Pending, check_winner
 from caroud.matchmaking.models import Match, MatchStatus, QueueConfig, ServerAddress
-from caroud.servers.models import Allocation, AllocationRequest, AllocationState, Strategy
+from caroud.redis.client import redis_errors
+from caroud.servers.models import (
+    Allocation,
+    AllocationRequest,
+    AllocationState,
+    LostServer,
+    Strategy,
+)
 from caroud.servers.pool import ServerPool
 
 log = logging.getLogger("caroud.assignment")
@@ -128,6 +135,7 @@ class Assigner:
                 "game server lost",
                 extra={"server_id": lost.server.id, "matches": len(lost.allocations)},
             )
+            self._publish_lost(lost)
             for allocation in lost.allocations:
                 self._on_lost(allocation, report)
         for allocation in reaped.expired:
@@ -136,6 +144,25 @@ class Assigner:
                 self.matches.retry_assignment(match)
                 report.reallocated += 1
         return report
+
+    def _publish_lost(self, lost: LostServer) -> None:
+        """One ``server_lost`` event on the pool's stream, naming the matches it held."""
+        started = [a.match_id for a in lost.allocations if a.state is AllocationState.STARTED]
+        waiting = [a.match_id for a in lost.allocations if a.state is not AllocationState.STARTED]
+        fields = {
+            "e": "server_lost",
+            "srv": lost.server.id,
+            "r": lost.server.region,
+            "started": ",".join(started),
+            "not_started": ",".join(waiting),
+        }
+        with redis_errors(self.pool.client):
+            self.pool.client.xadd(
+                self.pool.keys.events(),
+                fields,  # type: ignore[arg-type]
+                maxlen=self.matches.settings.events_maxlen,
+                approximate=True,
+            )
 
     def _on_lost(self, allocation: Allocation, report: AssignReport) -> None:
         match = self._match_or_none(allocation.match_id)

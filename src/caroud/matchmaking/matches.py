@@ -106,6 +106,13 @@ class MatchStore:
             reply = self.scripts.assign_match(keys=keys, args=args)
         return bool(reply[0] == "OK")
 
+    def _add_tickets(self, tickets: Sequence[Ticket], keys: list[str], args: list[Any]) -> None:
+        """Per ticket: its hash and player keys in KEYS; id, player count, player ids in ARGV."""
+        for t in tickets:
+            keys.append(self.keys.ticket(t.id))
+            keys += [self.keys.player(p) for p in t.player_ids]
+            args += [t.id, t.size, ",".join(t.player_ids)]
+
     def requeue(self, match: Match, why: str) -> int:
         """Send a match that never started back to the queue; how many tickets went back.
 
@@ -120,10 +127,7 @@ class MatchStore:
             self.keys.queue(match.queue),
         ]
         args: list[Any] = [match.id, why, self.settings.events_maxlen, self.settings.ended_ttl_s]
-        for t in tickets:
-            keys.append(self.keys.ticket(t.id))
-            keys += [self.keys.player(p) for p in t.player_ids]
-            args += [t.id, t.size, ",".join(t.player_ids)]
+        self._add_tickets(tickets, keys, args)
         with redis_errors(self.client):
             reply = self.scripts.requeue_match(keys=keys, args=args)
         return int(reply[1]) if reply[0] == "OK" else 0
@@ -166,10 +170,7 @@ class MatchStore:
             self.settings.events_maxlen,
             "|".join(by_team),
         ]
-        for t in tickets:
-            keys.append(self.keys.ticket(t.id))
-            keys += [self.keys.player(p) for p in t.player_ids]
-            args += [t.id, t.size, ",".join(t.player_ids)]
+        self._add_tickets(tickets, keys, args)
         with redis_errors(self.client):
             reply = self.scripts.end_match(keys=keys, args=args)
         if reply[0] == "STATE":
