@@ -201,7 +201,22 @@ def _enqueue_phase(store: MatchmakingStore, duration_s: float) -> Result:
         store.enqueue(ENQUEUE_QUEUE, [(f"e{sent}", random_rating(rng))])
         sent += 1
     elapsed = time.monotonic() - started
-    return {"enqueue_per_s": round(sent / elapsed), "enqueue_tickets": sent}
+    return {
+        "enqueue_per_s": round(sent / elapsed),
+        "enqueue_tickets": sent,
+        "ping_per_s": _ping_rate(store, min(duration_s, 2.0)),
+    }
+
+
+def _ping_rate(store: MatchmakingStore, duration_s: float) -> int:
+    """Sequential PINGs from this process: the ceiling for one round trip per call."""
+    pings = 0
+    started = time.monotonic()
+    end = started + duration_s
+    while time.monotonic() < end:
+        store.client.ping()
+        pings += 1
+    return round(pings / (time.monotonic() - started))
 
 
 def _pool_phase(ctx: Context, settings: Settings, tickets: int, watch: SlowlogWatch) -> Result:
