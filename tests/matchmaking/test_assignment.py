@@ -228,3 +228,24 @@ def test_team_assignment_carries_each_players_team(app: Context) -> None:
     assert match.status is MatchStatus.ASSIGNED
     assert match.team_of(party) != match.team_of(solos[0]) == match.team_of(solos[1])
     assert app.matchmaking.get(solos[0]).team == match.team_of(solos[0])
+
+
+def test_a_worker_dying_between_allocation_and_assignment_books_one_slot(app: Context) -> None:
+    server = app.pool.register("10.0.0.1", 1, "eu", 4)
+    a, _ = pair(app)
+    queue = app.queues.get("duel")
+    w = worker(app)
+    # the first worker claims the match, then dies right after the pool gave it a slot
+    report = Worker(app.matchmaking, queue_names=["duel"]).run_cycle()
+    assert report.matches == 1
+    match_id = app.matchmaking.get(a).match_id or ""
+    app.client.zadd(app.keys.pending("duel"), {match_id: 0})  # as an assigning worker queues it
+    app.pool.allocate(match_id, queue.regions)
+    app.client.delete(app.keys.lease("duel"))  # its lease lapses
+    # its successor finishes the job without a second slot
+    w.run_cycle()
+    match = app.matches.get(match_id)
+    assert match.status is MatchStatus.ASSIGNED and match.server is not None
+    assert match.server.server_id == server.id
+    assert app.pool.get(server.id).used == 1
+    assert app.pool.audit().ok
