@@ -14,6 +14,7 @@ short because a queued ticket pays for its key names in memory.
     <p>:{mm}:pend:<queue>   ZSET   matches waiting for a game server, by match time (ms)
     <p>:{mm}:results        STREAM match results, for the rating update
     <p>:worker:<id>         STRING a worker's heartbeat (JSON), with a TTL
+    <p>:workers             ZSET   live workers, scored by when their heartbeat lapses (ms)
 
 All keys of one game-server pool share the hash tag ``{pool:<name>}``, for the
 same reason: the pool's scripts touch servers and allocations together. The
@@ -76,8 +77,21 @@ class Keys:
     def worker(self, worker_id: str) -> str:
         return f"{self.prefix}:worker:{worker_id}"
 
+    def workers(self) -> str:
+        return f"{self.prefix}:workers"
+
     def workers_pattern(self) -> str:
         return f"{self.prefix}:worker:*"
+
+    # -- the Django side (caroud.web) -----------------------------------------------------
+
+    def rate_limit(self, scope: str, who: str) -> str:
+        """STRING, with a TTL: requests of ``who`` counted in the current window of ``scope``."""
+        return f"{self.prefix}:rl:{scope}:{who}"
+
+    def django_cache(self) -> str:
+        """The prefix of the Django cache's keys (django-redis ``KEY_PREFIX``), same server."""
+        return f"{self.prefix}:dj"
 
 
 @dataclass(frozen=True, slots=True)

@@ -236,3 +236,20 @@ def _wait(condition: Callable[[], bool], timeout_s: float = 10) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out waiting"
         time.sleep(0.01)
+
+
+def test_workers_share_the_queues_fairly(store: MatchmakingStore) -> None:
+    first = Worker(store, queue_names=["duel", "squad", "ffa"])
+    first.heartbeat()
+    assert first.run_cycle().queues == ["duel", "ffa", "squad"]
+    second = Worker(store, queue_names=["duel", "squad", "ffa"])
+    second.heartbeat()
+    first.heartbeat()
+    assert first.live_workers == second.live_workers == 2
+    for _ in range(4):
+        first.run_cycle()
+        second.run_cycle()
+    mine, theirs = set(first.views), set(second.views)
+    assert not mine & theirs
+    assert mine | theirs == {"duel", "squad", "ffa"}
+    assert sorted([len(mine), len(theirs)]) == [1, 2]

@@ -86,6 +86,9 @@ class Worker:
         self.token = f"{self.id}:{secrets.token_hex(8)}"
         self.views: dict[str, QueueView] = {}
         self._renewed: dict[str, float] = {}
+        self._rotation = 0
+        self.live_workers = 1
+        """Workers seen alive at the last heartbeat (this one included)."""
         self.totals = WorkerTotals()
         self.started_at = time.time()
         self._stop = threading.Event()
@@ -95,7 +98,7 @@ class Worker:
     def run_cycle(self, now: float | None = None) -> CycleReport:
         """Renew leases, then match and time out tickets in every held queue."""
         renewed = time.monotonic()
-        held = self.store.hold_leases(self.queue_names, self.token, self.lease_ttl_s)
+        held = self.store.hold_leases(self._wanted_queues(), self.token, self.lease_ttl_s)
         self._renewed = dict.fromkeys(held, renewed)
         for name in set(self.views) - held:
             log.info("lease lost", extra={"queue": name, "worker_id": self.id})
@@ -120,6 +123,25 @@ class Worker:
         self.totals.timed_out += report.timed_out
         self.totals.assigned += report.assigned
         return report
+
+    def _wanted_queues(self) -> list[str]:
+        """The queues to hold this cycle: those held, then free ones up to a fair share.
+
+        The share is ceil(queues / live workers), so several workers spread the queues.
+        A worker over its share (others joined) hands one queue back per cycle; the
+        order of the others rotates, so the free ones are found.
+        """
+        held = [n for n in self.queue_names if n in self.views]
+        share = -(-len(self.queue_names) // max(self.live_workers, 1))
+        if len(held) > share:
+            extra = held.pop()
+            self.store.release_leases([extra], self.token)
+            del self.views[extra]
+            log.info("lease handed back", extra={"queue": extra, "worker_id": self.id})
+        self._rotation = (self._rotation + 1) % len(self.queue_names)
+        order = self.queue_names[self._rotation :] + self.queue_names[: self._rotation]
+        free = [n for n in order if n not in held]
+        return held + free[: max(share - len(held), 0)]
 
     def _work(self, queue: QueueConfig, view: QueueView, now: float, report: CycleReport) -> None:
         view.refresh()
@@ -247,14 +269,23 @@ class Worker:
             "seen_at": round(time.time(), 3),
         }
         ttl_ms = int(max(self.lease_ttl_s, self.tick_s * 3) * 1000)
+        now_ms = int(time.time() * 1000)
+        registry = self.store.keys.workers()
         with redis_errors(self.store.client):
-            self.store.client.set(self.store.keys.worker(self.id), json.dumps(info), px=ttl_ms)
+            pipe = self.store.client.pipeline(transaction=False)
+            pipe.set(self.store.keys.worker(self.id), json.dumps(info), px=ttl_ms)
+            pipe.zadd(registry, {self.id: now_ms + ttl_ms})
+            pipe.zremrangebyscore(registry, "-inf", now_ms)
+            pipe.zcard(registry)
+            pipe.pexpire(registry, ttl_ms * 10)
+            self.live_workers = max(int(pipe.execute()[3]), 1)
 
     def _shutdown(self) -> None:
         try:
             self.store.release_leases(self.queue_names, self.token)
             with redis_errors(self.store.client):
                 self.store.client.delete(self.store.keys.worker(self.id))
+                self.store.client.zrem(self.store.keys.workers(), self.id)
         except CaroudError as e:
             log.warning("could not release leases on exit", extra={"error": str(e)})
         log.info(
