@@ -17,6 +17,7 @@ from rich.markup import escape
 from caroud.context import Context
 from caroud.errors import CaroudError
 from caroud.logs import configure_logging
+from caroud.ops.cli import doctor, stats
 from caroud.settings import Settings
 
 app = typer.Typer(help="Caroud matchmaking and game-server pooling on Redis.", no_args_is_help=True)
@@ -53,6 +54,9 @@ def worker(
     tick: Annotated[float | None, typer.Option(help="seconds between cycles")] = None,
     queue: Annotated[list[str] | None, typer.Option(help="work only these queues")] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
+    metrics_port: Annotated[
+        int | None, typer.Option(help="serve Prometheus /metrics on this port")
+    ] = None,
     queues_file: QueuesFile = None,
 ) -> None:
     """Run matchmaking cycles for all queues until SIGTERM or Ctrl-C."""
@@ -60,7 +64,18 @@ def worker(
 
     configure_logging(log_level)
     ctx = _context(queues_file)
-    w = Worker(ctx.matchmaking, tick_s=tick, queue_names=queue, assigner=ctx.assigner)
+    metrics = None
+    if metrics_port is not None:
+        from caroud.ops.metrics import start_worker_metrics
+
+        metrics = start_worker_metrics(metrics_port, ctx, [ctx.pool]).metrics
+    w = Worker(
+        ctx.matchmaking,
+        tick_s=tick,
+        queue_names=queue,
+        assigner=ctx.assigner,
+        metrics=metrics,
+    )
     w.install_signal_handlers()
     w.run()
 
@@ -109,6 +124,10 @@ def demo(
     loader.join()
     servers.join()
     thread.join()
+
+
+app.command()(doctor)
+app.command()(stats)
 
 
 @app.command()

@@ -15,6 +15,7 @@ short because a queued ticket pays for its key names in memory.
     <p>:{mm}:results        STREAM match results, for the rating update
     <p>:worker:<id>         STRING a worker's heartbeat (JSON), with a TTL
     <p>:workers             ZSET   live workers, scored by when their heartbeat lapses (ms)
+    <p>:doctor:<token>      STRING `caroud doctor`'s throwaway probe (60 s TTL)
 
 All keys of one game-server pool share the hash tag ``{pool:<name>}``, for the
 same reason: the pool's scripts touch servers and allocations together. The
@@ -79,6 +80,9 @@ class Keys:
 
     def workers(self) -> str:
         return f"{self.prefix}:workers"
+
+    def doctor(self, token: str) -> str:
+        return f"{self.prefix}:doctor:{token}"
 
     def workers_pattern(self) -> str:
         return f"{self.prefix}:worker:*"

@@ -1,7 +1,11 @@
 """Structured logging: JSON lines when stderr is not a terminal, ``key=value`` when it is.
 
 Pass fields with ``extra={"ticket_id": ..., "match_id": ...}``; they become keys of
-the line. URLs are redacted before they reach a handler.
+the line. Secrets are redacted before a line is written, in the message, the
+exception and every extra field (nested dicts and lists too): the password of a
+Redis URL, ``token=`` / ``password=`` / ``secret=`` key-values, the argument of an
+``AUTH`` command written as a tuple or list, and the whole value of any field whose
+name says it holds a secret (``password``, ``token``, ``auth``, ``secret``, ...).
 """
 
 from __future__ import annotations
@@ -13,16 +17,39 @@ import sys
 import time
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
-_SECRET = re.compile(r"(rediss?://[^:/@\s]*:)[^@\s]+@")
+_SECRET = re.compile(r"((?:rediss?|valkeys?)://[^:/@\s]*:)[^@\s]+@")
+_KEY_VALUE = re.compile(
+    r"(?i)(?<![a-z])((?:auth[_-]?)?(?:password|passwd|pwd|token|secret|requirepass))"
+    r"(\s*[=:]\s*)(?:\"[^\"]*\"|'[^']*'|(?!\*\*\*)[^\s'\"&,;]+)"
+)
+_AUTH_COMMAND = re.compile(r"""(?i)(['"]AUTH['"]\s*,\s*)(?:(['"])[^'"]*\2\s*,\s*)?(['"])[^'"]*\3""")
+_SECRET_FIELD = re.compile(
+    r"(?i)(password|passwd|pwd|requirepass|token|secret|auth|credential|^pass$|_pass$)"
+)
 
 
 def redact(text: str) -> str:
-    """``text`` with any password in a Redis URL replaced by ``***``."""
-    return _SECRET.sub(r"\1***@", text)
+    """``text`` with secrets replaced by ``***``: URL passwords, ``token=`` key-values, AUTH."""
+    text = _SECRET.sub(r"\1***@", text)
+    text = _KEY_VALUE.sub(r"\1\2***", text)
+    return _AUTH_COMMAND.sub(r"\1'***'", text)
+
+
+def redact_value(name: str, value: object) -> object:
+    """An extra field's value fit to log: masked whole if ``name`` says it is a secret."""
+    if _SECRET_FIELD.search(name) and value not in (None, ""):
+        return "***"
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: redact_value(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_value("", v) for v in value]
+    return value
 
 
 def _fields(record: logging.LogRecord) -> dict[str, object]:
-    return {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
+    return {k: redact_value(k, v) for k, v in record.__dict__.items() if k not in _STANDARD}
 
 
 class JsonFormatter(logging.Formatter):

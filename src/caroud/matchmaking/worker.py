@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from caroud.errors import CaroudError, LeaseLostError
 from caroud.matchmaking.algorithm import find_matches
@@ -26,6 +27,9 @@ from caroud.matchmaking.models import QueueConfig
 from caroud.matchmaking.pool import QueueView
 from caroud.matchmaking.store import ClaimResult, MatchmakingStore
 from caroud.redis.client import redis_errors
+
+if TYPE_CHECKING:
+    from caroud.ops.metrics import WorkerMetrics
 
 log = logging.getLogger("caroud.worker")
 
@@ -71,8 +75,10 @@ class Worker:
         worker_id: str | None = None,
         assigner: Assigner | None = None,
         reap_every_s: float = 1.0,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         self.store = store
+        self.metrics = metrics
         self.assigner = assigner
         self.reap_every_s = reap_every_s
         self._reaped_at = 0.0
@@ -148,7 +154,10 @@ class Worker:
         cutoff = now - queue.max_wait_s
         expired = [t for t in view.tickets.values() if t.created_at <= cutoff]
         if expired:
-            report.timed_out += self.store.time_out(queue, self.token, expired, cutoff)
+            timed_out = self.store.time_out(queue, self.token, expired, cutoff)
+            report.timed_out += timed_out
+            if self.metrics is not None:
+                self.metrics.observe_timed_out(queue.name, timed_out)
             view.drop([t.id for t in expired])
             for t in expired:
                 log.info("ticket timed out", extra={"queue": queue.name, "ticket_id": t.id})
@@ -164,11 +173,14 @@ class Worker:
                 assign=self.assigner is not None,
                 now=now,
             )
-            self._record_claims(queue, view, claims.results, report)
+            self._record_claims(queue, view, claims.results, report, now)
             if claims.lease_lost:
                 raise LeaseLostError(f"the lease of queue {queue.name!r} passed to another worker")
         if self.assigner is not None:
+            started = time.perf_counter()
             done = self.assigner.assign_pending(queue, now)
+            if self.metrics is not None:
+                self.metrics.observe_assignment(queue.name, done, time.perf_counter() - started)
             report.assigned += done.assigned
             report.no_capacity += done.no_capacity
             report.requeued_tickets += done.requeued_tickets
@@ -197,10 +209,16 @@ class Worker:
         view: QueueView,
         results: Sequence[ClaimResult],
         report: CycleReport,
+        now: float,
     ) -> None:
         for result in results:
             if result.claimed:
                 ids = result.proposal.ticket_ids
+                if self.metrics is not None:
+                    waits = [now - view.tickets[t].created_at for t in ids if t in view.tickets]
+                    self.metrics.observe_match(
+                        queue.name, result.proposal.spread, waits, region=result.proposal.region
+                    )
                 report.matches += 1
                 report.matched_tickets += len(ids)
                 view.drop(ids)
@@ -240,11 +258,15 @@ class Worker:
             while not self._stop.is_set():
                 started = time.monotonic()
                 try:
-                    self.run_cycle()
+                    report = self.run_cycle()
+                    if self.metrics is not None:
+                        self.metrics.observe_cycle(report, time.monotonic() - started)
                     self.heartbeat()
                     backoff = self.tick_s
                 except CaroudError as e:
                     self.totals.errors += 1
+                    if self.metrics is not None:
+                        self.metrics.observe_error()
                     self.views.clear()  # reload from Redis once it is back
                     log.error("cycle failed", extra={"worker_id": self.id, "error": str(e)})
                     backoff = min(max(backoff * 2, 0.1), 5.0)
