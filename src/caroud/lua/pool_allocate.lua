@@ -29,6 +29,7 @@ local packed = ARGV[4] == 'packed'
 local limit = tonumber(ARGV[5])
 local start_deadline = NOW + tonumber(ARGV[6])
 local PAGE = 16
+local removed = 0 -- candidates dropped from the page being read: the next page starts earlier
 
 -- the attributes allocation needs, if the server can take the match now; else nil
 local function fits(key, id)
@@ -40,6 +41,7 @@ local function fits(key, id)
     id .. ':host', id .. ':port')
   if f[1] ~= 'ready' or tonumber(f[2]) >= tonumber(f[3]) then
     redis.call('ZREM', key, id) -- not a candidate: never expected, but keep the set honest
+    removed = removed + 1
     return nil
   end
   for j = 7, #ARGV do
@@ -61,6 +63,7 @@ for r, region in ipairs(REGIONS) do
     else
       ids = redis.call('ZRANGE', key, first, last)
     end
+    removed = 0
     for _, id in ipairs(ids) do
       local f = fits(key, id)
       if f then
@@ -81,7 +84,8 @@ for r, region in ipairs(REGIONS) do
     if #ids <= last - first then
       break
     end
-    first = last + 1
+    first = last + 1 - removed
+    limit = limit - removed -- what was dropped still counts against the scan bound
   end
 end
 redis.call('HINCRBY', STATS, 'no_capacity', 1)
