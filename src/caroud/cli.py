@@ -16,6 +16,7 @@ from rich.markup import escape
 
 from caroud.context import Context
 from caroud.errors import CaroudError
+from caroud.infra.cli import infra_app
 from caroud.logs import configure_logging
 from caroud.ops.cli import doctor, stats
 from caroud.settings import Settings
@@ -25,6 +26,7 @@ ticket_app = typer.Typer(help="Queue, inspect and cancel tickets.", no_args_is_h
 bench_app = typer.Typer(help="Benchmarks (figures go to docs/benchmarks.md).", no_args_is_help=True)
 app.add_typer(ticket_app, name="ticket")
 app.add_typer(bench_app, name="bench")
+app.add_typer(infra_app, name="infra")
 err = Console(stderr=True)
 
 QueuesFile = Annotated[

@@ -15,12 +15,13 @@ message, which always says what went wrong and what to check::
     │   ├── LeaseLostError          a worker lost its queue lease mid-cycle
     │   ├── NoCapacityError         no game server in the match's regions has a free slot
     │   └── AllocationStateError    e.g. confirming a match whose slot was already freed
-    └── RedisError                  the Redis server could not do what we asked
-        ├── RedisUnavailableError   refused / unreachable / DNS
-        ├── RedisTimeoutError       connect or read timed out
-        ├── RedisAuthError          NOAUTH / WRONGPASS
-        ├── RedisOutOfMemoryError   OOM: maxmemory reached
-        └── RedisTLSError           TLS handshake or TLS/plain-text mismatch
+    ├── RedisError                  the Redis server could not do what we asked
+    │   ├── RedisUnavailableError   refused / unreachable / DNS
+    │   ├── RedisTimeoutError       connect or read timed out
+    │   ├── RedisAuthError          NOAUTH / WRONGPASS
+    │   ├── RedisOutOfMemoryError   OOM: maxmemory reached
+    │   └── RedisTLSError           TLS handshake or TLS/plain-text mismatch
+    └── InfraError                  an AWS call or a CloudFormation template failed
 
 :data:`HTTP_STATUS` maps each branch to the HTTP status an API should answer.
 """
@@ -179,3 +180,9 @@ def http_status(error: CaroudError) -> int:
         if cls in HTTP_STATUS:
             return HTTP_STATUS[cls]
     return 500
+
+
+class InfraError(CaroudError):
+    """An AWS call or a CloudFormation template failed; the message says which and what to check."""
+
+    code = "infra"
