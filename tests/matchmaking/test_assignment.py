@@ -177,6 +177,7 @@ def test_match_end_records_the_result_once_and_frees_everything(app: Context) ->
     fields = results[0][1]
     match = app.matches.get(match_id)
     assert fields["w"] == "1" and fields["m"] == match_id
+    assert fields["srv"] == server.id and fields["addr"] == "10.0.0.1:1" and fields["st"]
     team1 = fields["teams"].split("|")[1].split(",")
     assert team1 == list(app.matchmaking.get(match.teams[1][0]).player_ids)
     assert 0 < app.client.ttl(app.keys.match(match_id)) <= app.settings.ended_ttl_s
@@ -249,3 +250,19 @@ def test_a_worker_dying_between_allocation_and_assignment_books_one_slot(app: Co
     assert match.server.server_id == server.id
     assert app.pool.get(server.id).used == 1
     assert app.pool.audit().ok
+
+
+def test_deregistering_a_server_settles_its_matches(app: Context) -> None:
+    app.pool.register("10.0.0.1", 1, "eu", 2, server_id="s1")
+    a, _ = pair(app, prefix="x", rating=1000)
+    c, _ = pair(app, prefix="y", rating=2500)
+    worker(app).run_cycle()
+    started, waiting = (app.matchmaking.get(t).match_id or "" for t in (a, c))
+    app.assigner.match_started(started)
+    report = app.assigner.deregister("s1")
+    assert (report.interrupted, report.requeued_matches) == (1, 1)
+    assert app.matches.get(started).status is MatchStatus.INTERRUPTED
+    assert app.matches.get(waiting).status is MatchStatus.REQUEUED
+    assert app.matchmaking.get(c).status is TicketStatus.QUEUED
+    with pytest.raises(NotFoundError):
+        app.assigner.deregister("s1")

@@ -16,8 +16,11 @@
 --
 -- Returns {"OK", status, winner}, {"DONE", status, winner} if it had already ended,
 -- or {"STATE", status} if the match is not assigned or started (nothing written).
+-- A results entry has m (match), q (queue), teams, w (winner), at (ended, ms), and the
+-- match's srv (server id), addr (host:port), st (started, ms) and c (formed, ms), so
+-- the durable record is complete even after the match expires from Redis.
 
-local f = redis.call('HMGET', KEYS[1], 's', 'w', 'q', 'tm')
+local f = redis.call('HMGET', KEYS[1], 's', 'w', 'q', 'tm', 'srv', 'host', 'port', 'st', 'c')
 local status = f[1]
 if status == 'ended' or status == 'interrupted' then
   return {'DONE', status, f[2] or ''}
@@ -45,6 +48,7 @@ for a = 7, #ARGV, 3 do
 end
 if ARGV[2] == 'ended' then
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'm', ARGV[1], 'q', f[3],
-    'teams', ARGV[6], 'w', ARGV[3], 'at', now_ms)
+    'teams', ARGV[6], 'w', ARGV[3], 'at', now_ms, 'srv', f[5] or '',
+    'addr', (f[6] or '') .. ':' .. (f[7] or ''), 'st', f[8] or '', 'c', f[9] or '')
 end
 return {'OK', ARGV[2], ARGV[3]}

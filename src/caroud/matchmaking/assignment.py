@@ -164,6 +164,16 @@ class Assigner:
                 approximate=True,
             )
 
+    def deregister(self, server_id: str) -> AssignReport:
+        """Take a server out of the pool now, settling its matches as a lost server's are.
+
+        :class:`NotFoundError` if the pool does not know the server.
+        """
+        report = AssignReport()
+        for allocation in self.pool.deregister(server_id):
+            self._on_lost(allocation, report)
+        return report
+
     def _on_lost(self, allocation: Allocation, report: AssignReport) -> None:
         match = self._match_or_none(allocation.match_id)
         if match is None:

@@ -18,9 +18,9 @@ from django.utils import timezone
 from caroud.context import Context
 from caroud.errors import NotFoundError
 from caroud.matchmaking.matches import players_by_team
-from caroud.matchmaking.models import Match, MatchStatus
+from caroud.matchmaking.models import Match
 from caroud.matchmaking.validation import check_id
-from caroud.servers.models import AllocationState, Server
+from caroud.servers.models import Server
 from caroud.web.models import GameServer, MatchRecord, ServerKey
 from caroud.web.services.results import AppliedResult, record_result
 
@@ -78,18 +78,9 @@ def deregister(ctx: Context, key: ServerKey, server_id: str) -> int:
 
     How many matches it held.
     """
-    allocations = ctx.pool.deregister(_owned(key, server_id))
-    for allocation in allocations:
-        try:
-            match = ctx.matches.get(allocation.match_id)
-        except NotFoundError:
-            continue
-        if allocation.state is AllocationState.STARTED or match.status is MatchStatus.STARTED:
-            ctx.matches.finish(match, MatchStatus.INTERRUPTED, None)
-        else:
-            ctx.matches.requeue(match, "server_lost")
+    settled = ctx.assigner.deregister(_owned(key, server_id))
     GameServer.objects.filter(server_id=server_id).update(deregistered_at=timezone.now())
-    return len(allocations)
+    return settled.requeued_matches + settled.interrupted
 
 
 def owned_match(ctx: Context, key: ServerKey, match_id: str) -> Match:
