@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -54,28 +51,13 @@ def test_redact_url_hides_only_the_password() -> None:
     assert redact_url("redis://h:6379") == "redis://h:6379"
 
 
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def test_connection_refused(build: Callable[[str], MatchmakingStore]) -> None:
-    url = f"redis://:topsecret@127.0.0.1:{closed_port()}"
+def test_connection_refused(closed_port: int, build: Callable[[str], MatchmakingStore]) -> None:
+    url = f"redis://:topsecret@127.0.0.1:{closed_port}"
     with pytest.raises(errors.RedisUnavailableError) as caught:
         build(url).count("ranked-1v1")
     text = str(caught.value)
     assert "topsecret" not in text and ":***@127.0.0.1" in text
     assert "endpoint and port" in text
-
-
-@pytest.fixture
-def silent_port() -> Iterator[int]:
-    """A socket that accepts connections (via the backlog) and never answers."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        s.listen(16)
-        yield int(s.getsockname()[1])
 
 
 def test_timeout(silent_port: int, build: Callable[[str], MatchmakingStore]) -> None:
@@ -84,31 +66,17 @@ def test_timeout(silent_port: int, build: Callable[[str], MatchmakingStore]) -> 
         build(url).count("ranked-1v1")
 
 
-@pytest.fixture(scope="module")
-def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValkeyServer]:
-    server = ValkeyServer(data_dir=tmp_path_factory.mktemp("auth"))
-    server.start()  # the password is set after start: the readiness check sends a bare PING
-    _set_password(server.port)
-    yield server
-    server.stop()
-
-
-def _set_password(port: int) -> None:
-    import redis
-
-    redis.Redis(port=port).config_set("requirepass", "tok3n")
-
-
 def test_missing_and_wrong_auth_token(
-    auth_server: ValkeyServer, build: Callable[[str], MatchmakingStore]
+    auth_server: tuple[int, str], build: Callable[[str], MatchmakingStore]
 ) -> None:
-    base = f"127.0.0.1:{auth_server.port}"
+    port, token = auth_server
+    base = f"127.0.0.1:{port}"
     with pytest.raises(errors.RedisAuthError, match="AUTH token"):
         build(f"redis://{base}").count("ranked-1v1")
     with pytest.raises(errors.RedisAuthError) as caught:
         build(f"redis://:wrong@{base}").count("ranked-1v1")
     assert "wrong" not in str(caught.value)
-    assert build(f"redis://:tok3n@{base}").count("ranked-1v1") == 0
+    assert build(f"redis://:{token}@{base}").count("ranked-1v1") == 0
 
 
 def test_out_of_memory_is_refused_cleanly(
@@ -135,10 +103,10 @@ def test_bad_scheme_is_a_config_error() -> None:
         connect(quick("http://localhost:6379"))
 
 
-def test_cli_prints_one_line_not_a_traceback() -> None:
+def test_cli_prints_one_line_not_a_traceback(closed_port: int) -> None:
     env = {
         **os.environ,
-        "CAROUD_REDIS_URL": f"redis://:pw@127.0.0.1:{closed_port()}",
+        "CAROUD_REDIS_URL": f"redis://:pw@127.0.0.1:{closed_port}",
         "CAROUD_CONNECT_TIMEOUT": "0.2",
         "CAROUD_RETRIES": "0",
     }
@@ -157,130 +125,29 @@ def test_cli_prints_one_line_not_a_traceback() -> None:
 
 # -- TLS + AUTH token, as ElastiCache in-transit encryption needs, by URL alone ----------
 
-REDIS_SERVER = shutil.which("redis-server")
-
-
-def make_certificates(directory: Path) -> tuple[Path, Path, Path]:
-    ca_key, ca, key, csr, cert = (
-        directory / n for n in ("ca.key", "ca.pem", "s.key", "s.csr", "s.pem")
-    )
-    ext = directory / "ext.cnf"
-    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    run = lambda *a: subprocess.run(["openssl", *a], check=True, capture_output=True)  # noqa: E731
-    run(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        str(ca_key),
-        "-out",
-        str(ca),
-        "-days",
-        "2",
-        "-subj",
-        "/CN=caroud-test-ca",
-    )
-    run(
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        str(key),
-        "-out",
-        str(csr),
-        "-subj",
-        "/CN=localhost",
-    )
-    run(
-        "x509",
-        "-req",
-        "-in",
-        str(csr),
-        "-CA",
-        str(ca),
-        "-CAkey",
-        str(ca_key),
-        "-CAcreateserial",
-        "-out",
-        str(cert),
-        "-days",
-        "2",
-        "-extfile",
-        str(ext),
-    )
-    return ca, cert, key
-
-
-@pytest.fixture(scope="module")
-def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path]]:
-    if REDIS_SERVER is None or shutil.which("openssl") is None:
-        pytest.skip("needs redis-server and openssl from Debian (apt-get install redis-server)")
-    directory = tmp_path_factory.mktemp("tls")
-    ca, cert, key = make_certificates(directory)
-    port = closed_port()
-    proc = subprocess.Popen(
-        [
-            REDIS_SERVER,
-            "--port",
-            "0",
-            "--tls-port",
-            str(port),
-            "--tls-cert-file",
-            str(cert),
-            "--tls-key-file",
-            str(key),
-            "--tls-ca-cert-file",
-            str(ca),
-            "--tls-auth-clients",
-            "no",
-            "--requirepass",
-            "elasticache-token",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(directory),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    yield port, ca
-    proc.terminate()
-    proc.wait(5)
-
 
 def test_tls_with_auth_token_by_url_alone(
-    tls_server: tuple[int, Path], build: Callable[[str], MatchmakingStore]
+    tls_server: tuple[int, Path, str], build: Callable[[str], MatchmakingStore]
 ) -> None:
-    port, ca = tls_server
-    url = f"rediss://:elasticache-token@127.0.0.1:{port}?ssl_ca_certs={ca}"
+    port, ca, token = tls_server
+    url = f"rediss://:{token}@127.0.0.1:{port}?ssl_ca_certs={ca}"
     store = build(url)
     ticket = store.enqueue("ranked-1v1", [("tls-player", 1500)])
     assert store.get(ticket.id).players[0].id == "tls-player"
 
 
 def test_plain_url_against_a_tls_endpoint_is_explained(
-    tls_server: tuple[int, Path], build: Callable[[str], MatchmakingStore]
+    tls_server: tuple[int, Path, str], build: Callable[[str], MatchmakingStore]
 ) -> None:
-    port, _ = tls_server
+    port, _, token = tls_server
     with pytest.raises(errors.RedisTLSError) as caught:
-        build(f"redis://:elasticache-token@127.0.0.1:{port}").count("ranked-1v1")
+        build(f"redis://:{token}@127.0.0.1:{port}").count("ranked-1v1")
     assert "rediss://" in str(caught.value)
 
 
 def test_tls_with_an_untrusted_certificate(
-    tls_server: tuple[int, Path], build: Callable[[str], MatchmakingStore]
+    tls_server: tuple[int, Path, str], build: Callable[[str], MatchmakingStore]
 ) -> None:
-    port, _ = tls_server
+    port, _, token = tls_server
     with pytest.raises(errors.RedisTLSError, match="certificate"):
-        build(f"rediss://:elasticache-token@127.0.0.1:{port}").count("ranked-1v1")
+        build(f"rediss://:{token}@127.0.0.1:{port}").count("ranked-1v1")
