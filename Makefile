@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 .PHONY: run test lint bench install clean
 
 run: $(STAMP)          ## start the matchmaker worker with a demo load
-	$(BIN)/caroud demo
+	$(BIN)/caroud up --demo
 
 test: $(STAMP)         ## the whole suite, against a real (embedded) Valkey
 	$(BIN)/pytest $(PYTEST_ARGS)

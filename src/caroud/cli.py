@@ -27,6 +27,10 @@ bench_app = typer.Typer(help="Benchmarks (figures go to docs/benchmarks.md).", n
 app.add_typer(ticket_app, name="ticket")
 app.add_typer(bench_app, name="bench")
 app.add_typer(infra_app, name="infra")
+player_app = typer.Typer(help="Players of the HTTP API (each with a token).", no_args_is_help=True)
+server_key_app = typer.Typer(help="Keys for game servers on the HTTP API.", no_args_is_help=True)
+app.add_typer(player_app, name="player")
+app.add_typer(server_key_app, name="server-key")
 err = Console(stderr=True)
 
 QueuesFile = Annotated[
@@ -273,6 +277,82 @@ def bench_matchmaking(
         _print_json(result)
     else:
         print_table(result)
+
+
+@app.command("up")
+def up_command(
+    host: Annotated[str, typer.Option(help="address the web server listens on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port of the web server")] = 8000,
+    demo: Annotated[
+        bool, typer.Option(help="also simulated players and game servers on the API")
+    ] = False,
+    workers: Annotated[int, typer.Option(min=1, help="web server (uvicorn) processes")] = 1,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "warning",
+) -> None:
+    """The whole backend: web server, matchmaker, WebSocket relay, ratings (Ctrl-C stops)."""
+    from caroud.web.up import UpOptions, up
+
+    configure_logging(log_level)
+    options = UpOptions(host=host, port=port, workers=workers, demo=demo, log_level=log_level)
+    raise typer.Exit(up(options))
+
+
+@app.command()
+def relay(
+    log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
+) -> None:
+    """Push ticket events to the players' WebSockets (`caroud up` runs one); SIGTERM stops."""
+    from caroud.web.cli import setup_django
+
+    setup_django()  # before the relay's imports: they include Django models
+    from caroud.web.relay import run_relay
+
+    configure_logging(log_level)
+    run_relay()
+
+
+@player_app.command("create")
+def player_create(
+    name: Annotated[str, typer.Argument(help="a unique name")],
+    rating: Annotated[float | None, typer.Option(help="starting rating (default 1500)")] = None,
+) -> None:
+    """Create a player: prints {"id", "token"} (the token is shown only now)."""
+    from caroud.web.cli import player_create as create
+
+    _print_json(create(name, rating))
+
+
+@server_key_app.command("create")
+def server_key_create(name: Annotated[str, typer.Argument(help="a unique name")]) -> None:
+    """Create a key for game servers: prints {"key"} (shown only now)."""
+    from caroud.web.cli import server_key_create as create
+
+    _print_json(create(name))
+
+
+@bench_app.command("api")
+def bench_api(
+    duration: Annotated[float, typer.Option(help="seconds of load")] = 10.0,
+    json_out: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    connections: Annotated[int, typer.Option(help="concurrent keep-alive connections")] = 64,
+    server_workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 2,
+    client: Annotated[str, typer.Option(help="load generator: raw or httpx")] = "raw",
+    push_duration: Annotated[float, typer.Option(help="seconds of the push phase")] = 5.0,
+) -> None:
+    """Ticket creations per second over HTTP against uvicorn, and WebSocket push latency."""
+    from caroud.bench.api import print_api_table, run_api_benchmark
+
+    result = run_api_benchmark(
+        duration_s=duration,
+        connections=connections,
+        server_workers=server_workers,
+        client=client,
+        push_duration_s=push_duration,
+    )
+    if json_out:
+        _print_json(result)
+    else:
+        print_api_table(result)
 
 
 def main() -> None:

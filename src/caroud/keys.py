@@ -97,6 +97,18 @@ class Keys:
         """The prefix of the Django cache's keys (django-redis ``KEY_PREFIX``), same server."""
         return f"{self.prefix}:dj"
 
+    def channel_layer(self) -> str:
+        """The prefix of the Channels layer's names (channels-redis ``prefix``), same server.
+
+        Its pub/sub channels are ``<p>:ws:specific.<id>`` (one per WebSocket) and
+        ``<p>:ws:__group__<group>``; it stores no keys.
+        """
+        return f"{self.prefix}:ws:"
+
+    def relay_group(self) -> str:
+        """The consumer group, on every queue's event stream, of the WebSocket relays."""
+        return f"{self.prefix}:relay"
+
 
 @dataclass(frozen=True, slots=True)
 class PoolKeys:

@@ -5,7 +5,7 @@
 ``DEBUG``           ``false``                                 ``true`` / ``false``
 ``ALLOWED_HOSTS``   ``localhost,127.0.0.1,[::1]``              comma-separated
 ``DATABASE_URL``    ``sqlite:///<CAROUD_DATA_DIR>/caroud.sqlite3``  or ``postgres://u:p@h/db``
-``CAROUD_REDIS_URL`` the embedded Valkey                      engine and cache share it
+``CAROUD_REDIS_URL`` the embedded Valkey                      engine, cache, Channels share it
 =================== ========================================= ===============================
 
 Nothing here connects anywhere: the engine and the cache resolve the Redis URL on
@@ -24,6 +24,7 @@ from django.core.exceptions import ImproperlyConfigured
 from dotenv import dotenv_values
 
 from caroud.web.conf import redis_cache
+from caroud.web.layers import redis_channel_layer
 
 ENV: dict[str, str] = {
     **{k: v for k, v in dotenv_values(".env").items() if v is not None},
@@ -137,6 +138,9 @@ DATABASES = {
     "default": _database(_text("DATABASE_URL", f"sqlite:///{DATA_DIR / 'caroud.sqlite3'}"))
 }
 CACHES = {"default": redis_cache(_text("CAROUD_KEY_PREFIX") or None)}
+# Channels (the WebSocket at /ws/matchmaking): channels-redis on the same Redis, resolved
+# at first use like the cache (caroud.web.layers).
+CHANNEL_LAYERS = {"default": redis_channel_layer(_text("CAROUD_KEY_PREFIX") or None)}
 
 # Small bodies: the API's largest request is a few hundred bytes (see CAROUD_API_MAX_BODY).
 DATA_UPLOAD_MAX_MEMORY_SIZE = 16 * 1024

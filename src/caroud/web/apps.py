@@ -9,13 +9,16 @@ next use builds a new one. Code reaches it through :func:`get_context`.
 from __future__ import annotations
 
 import threading
-from typing import Any, cast
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 from django.apps import AppConfig, apps
 from django.core.signals import setting_changed
 
 from caroud.context import Context
 from caroud.settings import Settings
+
+T = TypeVar("T")
 
 
 class CaroudWebConfig(AppConfig):
@@ -32,6 +35,7 @@ class CaroudWebConfig(AppConfig):
         self._context: Context | None = None
         self._settings: Settings | None = None
         self._built = False
+        self._derived: dict[str, Any] = {}
 
     def ready(self) -> None:
         setting_changed.connect(self._on_setting_changed, dispatch_uid="caroud.web.settings")
@@ -60,6 +64,19 @@ class CaroudWebConfig(AppConfig):
                 self._built = True
             return self._context
 
+    def derived(self, name: str, build: Callable[[Context], T]) -> T:
+        """``build(context)``, made once per context and dropped with it (a metrics registry).
+
+        ``build`` must not do I/O: it runs under the app's lock.
+        """
+        context = self.context()
+        with self._lock:
+            if self._context is context:
+                if name not in self._derived:
+                    self._derived[name] = build(context)
+                return cast(T, self._derived[name])
+        return build(context)  # the context changed meanwhile: use this one's, keep none
+
     def set_context(self, context: Context | None) -> None:
         """Use ``context`` from now on (None: build a fresh one from settings on next use).
 
@@ -69,6 +86,7 @@ class CaroudWebConfig(AppConfig):
         with self._lock:
             old, built = self._context, self._built
             self._context, self._built = context, False
+            self._derived = {}
             self._settings = context.settings if context is not None else None
         if old is not None and built and old is not context:
             old.client.close()

@@ -30,7 +30,7 @@ from caroud.web.ratelimit import Rate
 ENGINE_REDIS = "caroud://engine"
 """A cache ``LOCATION`` meaning "the engine's Redis" (resolved by :mod:`caroud.web.cache`)."""
 
-WEB_ONLY_SETTINGS = frozenset({"CAROUD_TICKET_RATE", "CAROUD_API_MAX_BODY"})
+WEB_ONLY_SETTINGS = frozenset({"CAROUD_TICKET_RATE", "CAROUD_API_MAX_BODY", "CAROUD_METRICS_TOKEN"})
 """Settings read on every use (changing them needs no new engine context)."""
 DEFAULT_TICKET_RATE = "10/10"
 DEFAULT_MAX_BODY = 16 * 1024

@@ -1,4 +1,5 @@
-"""URLs of the app: ``api/`` (the API, its docs and schema), ``healthz`` and ``readyz``.
+"""URLs of the app: ``api/`` (the API, its docs and schema), ``healthz``, ``readyz``,
+``metrics`` (Prometheus) and ``dashboard`` (with ``dashboard/data``).
 
 Include at the site root: ``path("", include("caroud.web.urls"))``. Every API view
 is wrapped by :func:`caroud.web.api.handlers.guard`, and any other path under
@@ -12,6 +13,7 @@ from django.urls import URLPattern, URLResolver, include, path, re_path
 from caroud.web.api import api
 from caroud.web.api.handlers import guard, json_not_found
 from caroud.web.api.public import healthz_view, readyz_view
+from caroud.web.metrics_view import metrics_view
 
 
 def _guarded(
@@ -33,4 +35,6 @@ urlpatterns = [
     re_path(r"^api(?:/.*)?$", json_not_found),
     path("healthz", healthz_view, name="caroud-healthz"),
     path("readyz", readyz_view, name="caroud-readyz"),
+    path("metrics", metrics_view, name="caroud-metrics"),
+    path("", include("caroud.web.dashboard.urls")),
 ]
