@@ -4,9 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench install clean
+.PHONY: run demo test lint bench install clean
 
-run: $(STAMP)          ## start the matchmaker worker with a demo load
+run: $(STAMP)          ## the whole backend: caroud up (API, WebSocket, worker) on 127.0.0.1:8000
+	$(BIN)/caroud up
+
+demo: $(STAMP)         ## the same with simulated players and game servers on its API
 	$(BIN)/caroud up --demo
 
 test: $(STAMP)         ## the whole suite, against a real (embedded) Valkey
