@@ -27,10 +27,10 @@ from tempfile import TemporaryDirectory
 
 from caroud.context import Context
 from caroud.errors import ConfigError, ConflictError
+from caroud.ids import new_id
 from caroud.infra.sizing import MeasuredBytes
 from caroud.keys import PoolKeys
 from caroud.matchmaking.models import ProposedMatch, Ticket
-from caroud.matchmaking.store import new_id
 from caroud.redis.client import Redis, connect, redact_url, redis_errors, url_of
 from caroud.redis.embedded import embedded_url, stop_embedded
 from caroud.servers.pool import ServerPool

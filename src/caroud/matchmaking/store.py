@@ -7,7 +7,6 @@ happens when a record is missing.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +19,7 @@ from caroud.errors import (
     ValidationError,
 )
 from caroud.events import Event, parse_event
+from caroud.ids import new_id
 from caroud.keys import Keys
 from caroud.matchmaking import codec
 from caroud.matchmaking.models import (
@@ -39,11 +39,6 @@ CLAIM_BATCH_TICKETS = 100
 """Tickets per claim or time-out script call: bounds how long one call holds the server (~1 ms)."""
 SCAN_CHUNK = 1000
 """Tickets read per round trip when loading a queue."""
-
-
-def new_id() -> str:
-    """A random 72-bit id of 12 letters and digits (short: a queued ticket stores it 4 times)."""
-    return secrets.token_urlsafe(9).replace("-", "A").replace("_", "B")
 
 
 @dataclass(frozen=True, slots=True)

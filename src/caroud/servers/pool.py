@@ -14,7 +14,6 @@ script has counted it in the pool's ``no_capacity`` counter (see :meth:`stats`).
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -25,6 +24,7 @@ from caroud.errors import (
     NotFoundError,
     ValidationError,
 )
+from caroud.ids import new_id
 from caroud.keys import PoolKeys
 from caroud.redis.client import Redis, redis_errors
 from caroud.redis.scripts import PoolScripts
@@ -73,11 +73,6 @@ READ_CHUNK = 500
 
 AllocateOutcome = Allocation | NoCapacityError | AllocationStateError
 """One result of :meth:`ServerPool.allocate_many`: the allocation, or why there is none."""
-
-
-def new_id() -> str:
-    """A random, URL-safe, 96-bit id (16 characters)."""
-    return secrets.token_urlsafe(12).replace("-", "A").replace("_", "B")
 
 
 class ServerPool:
@@ -149,7 +144,7 @@ class ServerPool:
 
         :class:`ValidationError` on bad input or if ``server_id`` is taken (nothing written).
         """
-        sid = check_id("server_id", server_id) if server_id is not None else new_id()
+        sid = check_id("server_id", server_id) if server_id is not None else new_id(12)
         host = check_address(address)
         port = check_int("port", port, 1, 65535)
         region = check_region("region", region, self.regions)

@@ -13,7 +13,7 @@ import secrets
 from django.conf import settings
 from django.db import models
 
-from caroud.matchmaking.store import new_id
+from caroud.ids import new_id
 
 DEFAULT_RATING = 1500.0
 INVITE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
