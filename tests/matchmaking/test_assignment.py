@@ -73,6 +73,8 @@ def test_full_path_tickets_get_the_server_address(app: Context) -> None:
     assert {match.team_of(a), match.team_of(b)} == {0, 1}
     assigned = [e for e in reader.read(block_ms=100) if e.type == "assigned"]
     assert {e.ticket_id for e in assigned} == {a, b}
+    assert {e.player_ids for e in assigned} == {("p0",), ("p1",)}
+    assert {e.match_id for e in assigned} == {match.id}
     assert app.pool.get(server.id).used == 1
 
 

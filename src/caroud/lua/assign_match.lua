@@ -5,7 +5,7 @@
 -- ARGV[1]  match id              ARGV[2]  server id
 -- ARGV[3]  server address        ARGV[4]  server port
 -- ARGV[5]  region                ARGV[6]  events stream max length
--- ARGV[7..] per ticket (same order as KEYS[4..]): ticket id, player ids "p1,p2"
+-- ARGV[7..] per ticket (same order as KEYS[4..]): ticket id
 --
 -- A match that is matched (or assigned, when a slot expired and it was placed again)
 -- takes the server; its tickets that still belong to it become assigned, and an
@@ -24,12 +24,12 @@ redis.call('HSET', KEYS[1], 's', 'assigned', 'srv', ARGV[2], 'host', ARGV[3], 'p
 redis.call('ZREM', KEYS[2], ARGV[1])
 local address = ARGV[3] .. ':' .. ARGV[4]
 for i = 4, #KEYS do
-  local a = 7 + (i - 4) * 2
-  local f = redis.call('HMGET', KEYS[i], 's', 'm')
+  local f = redis.call('HMGET', KEYS[i], 's', 'm', 'p')
   if f[2] == ARGV[1] and (f[1] == 'matched' or f[1] == 'assigned') then
     redis.call('HSET', KEYS[i], 's', 'assigned')
-    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], '*', 'e', 'assigned', 't', ARGV[a],
-      'p', ARGV[a + 1], 'm', ARGV[1], 'a', address, 'r', ARGV[5])
+    local players = string.gsub(f[3], '=[^,]*', '') -- "id=rating,..." -> "id,..."
+    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], '*', 'e', 'assigned', 't', ARGV[i + 3],
+      'p', players, 'm', ARGV[1], 'a', address, 'r', ARGV[5])
   end
 end
 return {'OK'}

@@ -77,35 +77,51 @@ class Assigner:
             for p in waiting
         ]
         outcomes = self.pool.allocate_many(requests, now=now)
+        placed = [
+            (p.match, outcome)
+            for p, outcome in zip(waiting, outcomes, strict=True)
+            if isinstance(outcome, Allocation)
+        ]
+        self._record_assignments(queue, placed, now, report)
         for pending, outcome in zip(waiting, outcomes, strict=True):
-            self._settle(queue, pending, outcome, now, report)
+            if not isinstance(outcome, Allocation):
+                self._settle_unplaced(queue, pending, outcome, now, report)
         return report
 
-    def _settle(
+    def _record_assignments(
+        self,
+        queue: QueueConfig,
+        placed: list[tuple[Match, Allocation]],
+        now: float,
+        report: AssignReport,
+    ) -> None:
+        """Give the placed matches their servers, in one round trip."""
+        done = self.matches.assign_many([(m, address_of(a)) for m, a in placed])
+        for (match, allocation), assigned in zip(placed, done, strict=True):
+            if not assigned:  # the match moved on (requeued or ended) while the slot was taken
+                self.pool.release(match.id, now=now)
+                continue
+            report.assigned += 1
+            report.assigned_ids.append(match.id)
+            log.info(
+                "match assigned",
+                extra={
+                    "queue": queue.name,
+                    "match_id": match.id,
+                    "server_id": allocation.server_id,
+                    "region": allocation.region,
+                },
+            )
+
+    def _settle_unplaced(
         self,
         queue: QueueConfig,
         pending: Pending,
-        outcome: Allocation | NoCapacityError | AllocationStateError,
+        outcome: NoCapacityError | AllocationStateError,
         now: float,
         report: AssignReport,
     ) -> None:
         match = pending.match
-        if isinstance(outcome, Allocation):
-            if self.matches.assign(match, address_of(outcome)):
-                report.assigned += 1
-                report.assigned_ids.append(match.id)
-                log.info(
-                    "match assigned",
-                    extra={
-                        "queue": queue.name,
-                        "match_id": match.id,
-                        "server_id": outcome.server_id,
-                        "region": outcome.region,
-                    },
-                )
-            else:  # the match moved on (requeued or ended) while the slot was taken
-                self.pool.release(match.id, now=now)
-            return
         if isinstance(outcome, NoCapacityError):
             report.no_capacity += 1
             if now - match.created_at >= queue.assign_timeout_s:

@@ -85,26 +85,31 @@ class MatchStore:
 
     def assign(self, match: Match, server: ServerAddress) -> bool:
         """Record the match's server; its tickets become assigned. False if it moved on."""
-        tickets = self.tickets_of(match)
-        keys = [
-            self.keys.match(match.id),
-            self.keys.pending(match.queue),
-            self.keys.events(match.queue),
-            *(self.keys.ticket(t.id) for t in tickets),
-        ]
-        args: list[Any] = [
-            match.id,
-            server.server_id,
-            server.address,
-            server.port,
-            server.region,
-            self.settings.events_maxlen,
-        ]
-        for t in tickets:
-            args += [t.id, ",".join(t.player_ids)]
+        return self.assign_many([(match, server)])[0]
+
+    def assign_many(self, placed: Sequence[tuple[Match, ServerAddress]]) -> list[bool]:
+        """:meth:`assign` for each (match, server), in one round trip, each its own script."""
+        pipe = self.client.pipeline(transaction=False)
+        for match, server in placed:
+            keys = [
+                self.keys.match(match.id),
+                self.keys.pending(match.queue),
+                self.keys.events(match.queue),
+                *(self.keys.ticket(t) for t in match.ticket_ids),
+            ]
+            args: list[Any] = [
+                match.id,
+                server.server_id,
+                server.address,
+                server.port,
+                server.region,
+                self.settings.events_maxlen,
+                *match.ticket_ids,
+            ]
+            self.scripts.assign_match(keys=keys, args=args, client=pipe)
         with redis_errors(self.client):
-            reply = self.scripts.assign_match(keys=keys, args=args)
-        return bool(reply[0] == "OK")
+            replies = pipe.execute() if placed else []
+        return [reply[0] == "OK" for reply in replies]
 
     def _add_tickets(self, tickets: Sequence[Ticket], keys: list[str], args: list[Any]) -> None:
         """Per ticket: its hash and player keys in KEYS; id, player count, player ids in ARGV."""
