@@ -8,7 +8,7 @@ happens when a record is missing.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from caroud.errors import (
@@ -28,6 +28,7 @@ from caroud.matchmaking.models import (
     ProposedMatch,
     QueueConfig,
     Ticket,
+    TicketStatus,
 )
 from caroud.matchmaking.queues import QueueRegistry
 from caroud.matchmaking.validation import check_id, check_latencies, check_players
@@ -150,7 +151,7 @@ class MatchmakingStore:
             raise NotFoundError(f"ticket {ticket_id!r} does not exist (or has expired)")
         if reply[0] == "STATE":
             raise TicketStateError(ticket_id, reply[1], "cancel")
-        return self.get(ticket_id)
+        return replace(ticket, status=TicketStatus.CANCELLED)
 
     def active_ticket_of(self, player_id: str) -> str | None:
         """The id of the player's active ticket, or None."""
