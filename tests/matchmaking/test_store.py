@@ -170,3 +170,15 @@ def test_ticket_id_collision_is_refused(store: MatchmakingStore, client: Redis) 
     with pytest.raises(ValidationError, match="exists already"):
         store.enqueue("duel", [("b", 1500)], ticket_id="fixed")
     assert keyspace(client) == before
+
+
+def test_created_at_ranks_reads_the_queue_by_age(store: MatchmakingStore) -> None:
+    now = store.server_time()
+    for i, age in enumerate((30, 20, 10)):
+        store.enqueue("duel", [(f"p{i}", 1500)], created_at=now - age)
+    oldest, newest, beyond = store.created_at_ranks([("duel", 0), ("duel", 2), ("duel", 3)])
+    assert oldest == pytest.approx(now - 30, abs=0.01)
+    assert newest == pytest.approx(now - 10, abs=0.01)
+    assert beyond is None
+    with pytest.raises(UnknownQueueError):
+        store.created_at_ranks([("nope", 0)])

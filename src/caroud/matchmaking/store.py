@@ -182,6 +182,21 @@ class MatchmakingStore:
             first: Any = self.client.zrange(self.keys.queue(queue.name), 0, 0, withscores=True)
         return float(first[0][1]) / 1000.0 if first else None
 
+    def created_at_ranks(self, asked: Sequence[tuple[str, int]]) -> list[float | None]:
+        """For each (queue, rank), the creation time (s) of the rank-th oldest queued ticket.
+
+        One round trip for all of them, each an O(log n) read; None where the queue has
+        fewer tickets (it may have shrunk since it was counted).
+        """
+        pipe = self.client.pipeline(transaction=False)
+        for queue_name, rank in asked:
+            pipe.zrange(
+                self.keys.queue(self.queues.get(queue_name).name), rank, rank, withscores=True
+            )
+        with redis_errors(self.client):
+            replies: list[Any] = pipe.execute() if asked else []
+        return [float(found[0][1]) / 1000.0 if found else None for found in replies]
+
     def iter_queued_ids(self, queue_name: str) -> Iterator[list[str]]:
         """The queue's ticket ids in chunks of :data:`SCAN_CHUNK` (each a bounded call)."""
         key = self.keys.queue(queue_name)

@@ -305,16 +305,10 @@ def _add_percentiles(ctx: Context, queues: list[dict[str, Any]], now: float) -> 
         if q["waiting"]
         for key, p in (("p50_wait_s", 0.50), ("p95_wait_s", 0.95))
     ]
-    if not asked:
-        return
-    with redis_errors(ctx.client):
-        pipe = ctx.client.pipeline(transaction=False)
-        for q, _, index in asked:
-            pipe.zrange(ctx.keys.queue(q["name"]), index, index, withscores=True)
-        replies: list[Any] = pipe.execute()
-    for (q, key, _), found in zip(asked, replies, strict=True):
-        if found:  # the queue may have shrunk since it was counted
-            q[key] = _r(max(now - found[0][1] / 1000, 0.0))
+    created = ctx.matchmaking.created_at_ranks([(q["name"], index) for q, _, index in asked])
+    for (q, key, _), at in zip(asked, created, strict=True):
+        if at is not None:  # the queue may have shrunk since it was counted
+            q[key] = _r(max(now - at, 0.0))
 
 
 def collect_matches(ctx: Context, now: float) -> list[dict[str, Any]]:

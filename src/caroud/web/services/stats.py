@@ -27,19 +27,18 @@ def quantile_index(count: int, q: float) -> int:
     return count - max(math.ceil(q * count), 1)
 
 
-def _wait_at(ctx: Context, queue: str, index: int, now: float) -> float | None:
-    found = ctx.matchmaking.list_queued(queue, offset=index, limit=1)
-    return round(found[0].wait_s(now), 3) if found else None
-
-
 def queue_json(ctx: Context, queue: QueueConfig, now: float) -> dict[str, Any]:
     """One queue's shape and waiting figures."""
     waiting = ctx.matchmaking.count(queue.name)
     oldest = ctx.matchmaking.oldest_created(queue.name)
     p50 = p95 = None
     if waiting:
-        p50 = _wait_at(ctx, queue.name, quantile_index(waiting, 0.50), now)
-        p95 = _wait_at(ctx, queue.name, quantile_index(waiting, 0.95), now)
+        p50, p95 = (
+            round(max(now - created, 0.0), 3) if created is not None else None
+            for created in ctx.matchmaking.created_at_ranks(
+                [(queue.name, quantile_index(waiting, q)) for q in (0.50, 0.95)]
+            )
+        )
     return {
         "name": queue.name,
         "teams": queue.teams,
