@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass, field
 
 from caroud.errors import AllocationStateError, NoCapacityError, NotFoundError
-from caroud.matchmaking.matches import MatchOutcome, MatchStore, Pending, check_winner
+from caroud.matchmaking.matches import MatchOutcome, MatchStore, check_winner
 from caroud.matchmaking.models import Match, MatchStatus, QueueConfig, ServerAddress
 from caroud.redis.client import redis_errors
 from caroud.servers.models import (
@@ -69,8 +69,8 @@ class Assigner:
             return report
         requests = [
             AllocationRequest(
-                p.match.id,
-                regions_to_try(queue, p.match),
+                p.id,
+                regions_to_try(queue, p),
                 dict(queue.selector),
                 Strategy(queue.strategy),
             )
@@ -78,14 +78,14 @@ class Assigner:
         ]
         outcomes = self.pool.allocate_many(requests, now=now)
         placed = [
-            (p.match, outcome)
+            (p, outcome)
             for p, outcome in zip(waiting, outcomes, strict=True)
             if isinstance(outcome, Allocation)
         ]
         self._record_assignments(queue, placed, now, report)
-        for pending, outcome in zip(waiting, outcomes, strict=True):
+        for match, outcome in zip(waiting, outcomes, strict=True):
             if not isinstance(outcome, Allocation):
-                self._settle_unplaced(queue, pending, outcome, now, report)
+                self._settle_unplaced(queue, match, outcome, now, report)
         return report
 
     def _record_assignments(
@@ -116,12 +116,11 @@ class Assigner:
     def _settle_unplaced(
         self,
         queue: QueueConfig,
-        pending: Pending,
+        match: Match,
         outcome: NoCapacityError | AllocationStateError,
         now: float,
         report: AssignReport,
     ) -> None:
-        match = pending.match
         if isinstance(outcome, NoCapacityError):
             report.no_capacity += 1
             if now - match.created_at >= queue.assign_timeout_s:

@@ -24,13 +24,6 @@ PENDING_BATCH = 500
 
 
 @dataclass(frozen=True, slots=True)
-class Pending:
-    """A match waiting for a game server (since ``match.created_at``)."""
-
-    match: Match
-
-
-@dataclass(frozen=True, slots=True)
 class MatchOutcome:
     """How a match ended; ``already`` when an earlier call had recorded it."""
 
@@ -59,7 +52,7 @@ class MatchStore:
         found = self.store.get_many(match.ticket_ids)
         return [found[t] for t in match.ticket_ids if t in found]
 
-    def pending(self, queue_name: str, limit: int = PENDING_BATCH) -> list[Pending]:
+    def pending(self, queue_name: str, limit: int = PENDING_BATCH) -> list[Match]:
         """Matches of a queue waiting for a server, longest-waiting players first.
 
         Records that expired meanwhile are dropped from the set.
@@ -71,13 +64,13 @@ class MatchStore:
             for match_id, _ in entries:
                 pipe.hgetall(self.keys.match(match_id))
             records = pipe.execute() if entries else []
-        out: list[Pending] = []
+        out: list[Match] = []
         gone: list[str] = []
         for (match_id, _), fields in zip(entries, records, strict=True):
             if not fields:
                 gone.append(match_id)
                 continue
-            out.append(Pending(codec.decode_match(match_id, fields)))
+            out.append(codec.decode_match(match_id, fields))
         if gone:
             with redis_errors(self.client):
                 self.client.zrem(key, *gone)
