@@ -51,11 +51,22 @@ def test_a_gap_too_wide_now_matches_once_both_have_waited() -> None:
     assert match.spread == 120
 
 
-def test_every_ticket_window_must_accept_the_spread() -> None:
-    old, new = ticket(1500, created=0), ticket(1620, created=100)
-    # the old ticket accepts 400, the new one only 50
-    assert find_matches(DUEL, [old, new], now=100) == []
-    assert len(find_matches(DUEL, [old, new], now=108)) == 1  # new one's window is now 130
+def test_every_window_must_accept_the_spread_until_one_is_fully_open() -> None:
+    old, new = ticket(1500, created=0), ticket(1620, created=20)
+    # the old ticket accepts 250, the new one only 50: the newcomer vetoes
+    assert find_matches(DUEL, [old, new], now=20) == []
+    assert len(find_matches(DUEL, [old, new], now=27)) == 1  # new one's window is now 120
+
+
+def test_a_newcomer_cannot_veto_a_ticket_whose_window_is_fully_open() -> None:
+    # After 35 s the old ticket's window is the maximum (400): a brand-new ticket 390
+    # points away is matched at once, though its own window is 50 (no starvation at
+    # the rating extremes, where newcomers with narrow windows are all there is).
+    old, new = ticket(2900, created=0), ticket(2510, created=35)
+    [match] = find_matches(DUEL, [old, new], now=35)
+    assert set(match.ticket_ids) == {old.id, new.id}
+    too_far = ticket(2490, created=35)
+    assert find_matches(DUEL, [old, too_far], now=35) == []  # 410 > the maximum
 
 
 def test_closest_rating_is_preferred() -> None:
@@ -205,6 +216,17 @@ def test_tickets_without_latencies_accept_every_region() -> None:
 
 # -- properties of whole runs ------------------------------------------------------------
 
+
+def fits(queue: QueueConfig, members: list[Ticket], now: float) -> bool:
+    """The acceptance rule, written out: the spread fits every member's window, or one
+    member's window is fully open and the spread fits the maximum (no adaptive start)."""
+    spread = max(t.rating for t in members) - min(t.rating for t in members)
+    windows = [queue.window.at(t.wait_s(now)) for t in members]
+    if max(windows) >= queue.window.maximum:
+        return spread <= queue.window.maximum
+    return spread <= min(windows)
+
+
 tickets_1v1 = st.lists(
     st.tuples(
         st.floats(0, 3000, allow_nan=False),
@@ -227,14 +249,13 @@ def test_1v1_matches_are_valid_disjoint_and_maximal(
     assert len(used) == len(set(used)), "a ticket is in two matches"
     for m in matches:
         members = [lookup[t] for t in m.ticket_ids]
-        spread = max(t.rating for t in members) - min(t.rating for t in members)
-        assert spread <= min(DUEL.window.at(t.wait_s(now)) for t in members) + 1e-9
+        assert fits(DUEL, members, now)
         assert all(m.region in acceptable_regions(DUEL, t) for t in members)
     left = [t for t in tickets if t.id not in set(used)]
     for a, b in itertools.combinations(left, 2):
-        compatible = abs(a.rating - b.rating) <= min(
-            DUEL.window.at(a.wait_s(now)), DUEL.window.at(b.wait_s(now))
-        ) and (acceptable_regions(DUEL, a) & acceptable_regions(DUEL, b))
+        compatible = fits(DUEL, [a, b], now) and (
+            acceptable_regions(DUEL, a) & acceptable_regions(DUEL, b)
+        )
         assert not compatible, f"{a.id} and {b.id} could have been matched"
 
 
@@ -262,7 +283,7 @@ def test_team_matches_are_full_valid_and_disjoint(specs: list[tuple[list[float],
         members = [lookup[t] for t in m.ticket_ids]
         spread = max(t.rating for t in members) - min(t.rating for t in members)
         assert abs(spread - m.spread) < 1e-6
-        assert spread <= min(SQUAD.window.at(t.wait_s(now)) for t in members) + 1e-9
+        assert fits(SQUAD, members, now)
 
 
 @given(tickets_1v1)

@@ -253,3 +253,30 @@ def test_workers_share_the_queues_fairly(store: MatchmakingStore) -> None:
     assert not mine & theirs
     assert mine | theirs == {"duel", "squad", "ffa"}
     assert sorted([len(mine), len(theirs)]) == [1, 2]
+
+
+def test_a_busy_queue_makes_the_worker_wait_for_a_closer_partner(
+    store: MatchmakingStore,
+) -> None:
+    now = store.server_time()
+    worker = Worker(store)
+    worker.run_cycle(now=now - 5)  # following the queue from before the traffic
+    # 60 players joined (and left) near 1500 in the last 5 s: a busy queue there
+    for i in range(60):
+        t = store.enqueue("duel", [(f"bg{i}", 1500 + i % 10)], created_at=now - 5 + i * 0.08)
+        store.cancel(t.id)
+    a = store.enqueue("duel", [("a", 1500)], created_at=now)
+    store.enqueue("duel", [("b", 1520)], created_at=now)
+    assert worker.run_cycle(now=now).matches == 0  # a window of 50 would have taken it
+    view = worker.views["duel"]
+    arrivals = view.arrivals.snapshot(now)
+    assert arrivals is not None and len(arrivals.ratings) == 62
+    assert worker.run_cycle(now=now + 2).matches == 1  # both windows have grown past 20
+    assert store.get(a.id).status is TicketStatus.MATCHED
+
+
+def test_a_quiet_queue_matches_within_the_initial_window(store: MatchmakingStore) -> None:
+    now = store.server_time()
+    store.enqueue("duel", [("a", 1500)], created_at=now)
+    store.enqueue("duel", [("b", 1520)], created_at=now)
+    assert Worker(store).run_cycle(now=now).matches == 1

@@ -22,15 +22,21 @@ ACTIVE_STATUSES = frozenset({TicketStatus.QUEUED, TicketStatus.MATCHED, TicketSt
 
 @dataclass(frozen=True, slots=True)
 class RatingWindow:
-    """The accepted rating spread: ``initial`` widening by ``growth_per_s`` up to ``maximum``."""
+    """The accepted rating spread: ``initial`` widening by ``growth_per_s`` up to ``maximum``.
+
+    With ``adaptive`` > 0 a ticket's window starts tighter than ``initial`` where the
+    queue is busy near its rating (see :mod:`caroud.matchmaking.density`).
+    """
 
     initial: float
     growth_per_s: float
     maximum: float
+    adaptive: float = 0.0
 
-    def at(self, wait_s: float) -> float:
-        """The window after waiting ``wait_s`` seconds."""
-        return min(self.initial + self.growth_per_s * max(wait_s, 0.0), self.maximum)
+    def at(self, wait_s: float, start: float | None = None) -> float:
+        """The window after waiting ``wait_s`` seconds, from ``start`` (default ``initial``)."""
+        begin = self.initial if start is None else start
+        return min(begin + self.growth_per_s * max(wait_s, 0.0), self.maximum)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +59,10 @@ class QueueConfig:
     """Labels a game server must carry to host this queue's matches."""
     assign_timeout_s: float = 60.0
     """How long a match waits for a server before its tickets go back to the queue."""
+    stack_size: int = 0
+    """Parties this big are not put against a team of solos while anyone can wait (0: off)."""
+    team_balance: float = 1.0
+    """Team averages may differ by at most this fraction of the group's window (1: any)."""
 
     @property
     def players_per_match(self) -> int:

@@ -8,6 +8,7 @@ ticket found stale is dropped from the view.
 
 from __future__ import annotations
 
+from caroud.matchmaking.density import ArrivalLog
 from caroud.matchmaking.models import Ticket, TicketStatus
 from caroud.matchmaking.store import MatchmakingStore
 
@@ -24,6 +25,8 @@ class QueueView:
         self.cursor: str | None = None
         self.position = 0  # how many stream entries were added up to the cursor
         self.reloads = 0
+        self.arrivals = ArrivalLog()
+        """Recent arrivals: where the queue is busy, windows start tighter."""
 
     def reload(self) -> None:
         """Read the whole queue again (chunked), then follow the stream from before the read."""
@@ -33,6 +36,12 @@ class QueueView:
             for tid, ticket in self.store.get_many(ids).items():
                 if ticket.status is TicketStatus.QUEUED:
                     self.tickets[tid] = ticket
+        if not self.reloads:
+            # Those still waiting are all a new view knows of the recent arrivals; it
+            # underestimates the density (the matched ones are gone), so windows start
+            # no tighter than they should.
+            for ticket in sorted(self.tickets.values(), key=lambda t: t.created_at):
+                self.arrivals.record(ticket.created_at, ticket.rating, ticket.size)
         self.reloads += 1
 
     def refresh(self) -> None:
@@ -57,6 +66,7 @@ class QueueView:
                 break
         if new:
             for tid, ticket in self.store.get_many(new).items():
+                self.arrivals.record(ticket.created_at, ticket.rating, ticket.size)
                 if ticket.status is TicketStatus.QUEUED:
                     self.tickets[tid] = ticket
 

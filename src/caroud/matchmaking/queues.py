@@ -6,7 +6,10 @@ A file holds one table per queue; every key is optional except the shape::
     teams = 2              # number of teams (N for a free-for-all of N)
     team_size = 1          # players per team
     party_sizes = [1]      # allowed ticket sizes (default: 1..team_size)
-    window = { initial = 50, growth_per_s = 10, max = 400 }   # rating spread
+    window = { initial = 50, growth_per_s = 10, max = 400, adaptive = 0.7 }
+                           # rating spread: starts at `initial` (tighter where the queue
+                           # is busy: `adaptive`, 0 = off; default 0.7 for teams of one,
+                           # 0 otherwise), grows `growth_per_s` per second up to `max`
     max_wait_s = 300       # then the ticket times out
     regions = ["eu-west", "us-east", "ap-southeast"]
     max_latency_ms = 120
@@ -14,6 +17,10 @@ A file holds one table per queue; every key is optional except the shape::
     fallback_regions = []  # where to look for a server when the players' regions are full
     selector = { build = "1.4" }  # labels a server must have
     assign_timeout_s = 60  # no server by then: the tickets go back to the queue
+    stack_size = 4         # parties this big don't face a team of solos until their
+                           # window is fully open (default team_size - 1 from 3 up; 0 = off)
+    team_balance = 0.25    # team averages differ by at most this fraction of the
+                           # group's window (default 0.25 for teams of 2+, 1 = any)
 """
 
 from __future__ import annotations
@@ -73,6 +80,8 @@ def parse_queue(name: str, spec: Mapping[str, Any]) -> QueueConfig:
         "fallback_regions",
         "selector",
         "assign_timeout_s",
+        "stack_size",
+        "team_balance",
     }
     if unknown := set(spec) - known:
         raise ConfigError(
@@ -85,11 +94,34 @@ def parse_queue(name: str, spec: Mapping[str, Any]) -> QueueConfig:
         raise ConfigError(f"queue {name!r}: party_sizes must be a non-empty list")
     party_sizes = tuple(sorted({_count(name, "party_sizes", p, 1, team_size) for p in parties}))
     window = spec.get("window", {})
-    if not isinstance(window, Mapping) or set(window) - {"initial", "growth_per_s", "max"}:
-        raise ConfigError(f"queue {name!r}: window takes initial, growth_per_s and max")
+    if not isinstance(window, Mapping) or set(window) - {
+        "initial",
+        "growth_per_s",
+        "max",
+        "adaptive",
+    }:
+        raise ConfigError(f"queue {name!r}: window takes initial, growth_per_s, max and adaptive")
     initial = _number(name, "window.initial", window.get("initial", 50), 0)
     maximum = _number(name, "window.max", window.get("max", 400), initial)
     growth = _number(name, "window.growth_per_s", window.get("growth_per_s", 10), 0)
+    adaptive = _number(
+        name, "window.adaptive", window.get("adaptive", 0.7 if team_size == 1 else 0.0), 0, 10
+    )
+    stack = _count(
+        name,
+        "stack_size",
+        spec.get("stack_size", team_size - 1 if team_size >= 3 else 0),
+        0,
+        team_size,
+    )
+    if stack == 1:
+        raise ConfigError(
+            f"queue {name!r}: stack_size 1 would call every solo a stack; "
+            f"use 0 (off) or 2-{team_size}"
+        )
+    balance = _number(
+        name, "team_balance", spec.get("team_balance", 0.25 if team_size > 1 else 1.0), 0, 1
+    )
     regions = spec.get("regions", list(DEFAULT_REGIONS))
     if (
         not isinstance(regions, list)
@@ -118,7 +150,7 @@ def parse_queue(name: str, spec: Mapping[str, Any]) -> QueueConfig:
         teams=teams,
         team_size=team_size,
         party_sizes=party_sizes,
-        window=RatingWindow(initial, growth, maximum),
+        window=RatingWindow(initial, growth, maximum, adaptive),
         max_wait_s=_number(name, "max_wait_s", spec.get("max_wait_s", 300), 1),
         regions=tuple(regions),
         max_latency_ms=_number(name, "max_latency_ms", spec.get("max_latency_ms", 150), 1),
@@ -126,6 +158,8 @@ def parse_queue(name: str, spec: Mapping[str, Any]) -> QueueConfig:
         fallback_regions=tuple(fallback),
         selector=dict(selector),
         assign_timeout_s=_number(name, "assign_timeout_s", spec.get("assign_timeout_s", 60), 1),
+        stack_size=stack,
+        team_balance=balance,
     )
 
 

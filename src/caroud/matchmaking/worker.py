@@ -161,7 +161,7 @@ class Worker:
             view.drop([t.id for t in expired])
             for t in expired:
                 log.info("ticket timed out", extra={"queue": queue.name, "ticket_id": t.id})
-        proposals = find_matches(queue, view.tickets.values(), now)
+        proposals = find_matches(queue, view.tickets.values(), now, view.arrivals.snapshot(now))
         per_chunk = max(1, CLAIM_CHUNK_TICKETS // queue.players_per_match)
         for start in range(0, len(proposals), per_chunk):
             self._keep_lease(queue.name)
