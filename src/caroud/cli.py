@@ -279,6 +279,24 @@ def bench_matchmaking(
         print_table(result)
 
 
+@bench_app.command("quality")
+def bench_quality(
+    json_out: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    seed: Annotated[int, typer.Option(help="the simulated population's seed")] = 1,
+    scenario: Annotated[
+        list[str] | None, typer.Option(help="run only this scenario (repeatable)")
+    ] = None,
+) -> None:
+    """Match quality of simulated populations against the offline optimum and the targets."""
+    from caroud.bench.quality import print_quality_table, run_quality_benchmark
+
+    result = run_quality_benchmark(Settings.from_env(), seed=seed, names=scenario)
+    if json_out:
+        _print_json(result)
+    else:
+        print_quality_table(result)
+
+
 @app.command("up")
 def up_command(
     host: Annotated[str, typer.Option(help="address the web server listens on")] = "127.0.0.1",

@@ -36,16 +36,23 @@ from collections.abc import Iterable, Sequence
 
 from caroud.matchmaking.density import Arrivals, start_window
 from caroud.matchmaking.models import ProposedMatch, QueueConfig, Ticket
-from caroud.matchmaking.teams import Unit, balance_teams, can_pack, can_pack_fairly
+from caroud.matchmaking.teams import Unit, balance_teams, can_pack, can_pack_fairly, is_fair
 
 DEFAULT_MAX_SCAN = 256
 """How many candidates one anchor examines at most: bounds a cycle's work on a hostile pool."""
-REBALANCE_CANDIDATES = 64
+REBALANCE_CANDIDATES = 128
 """Unused tickets nearest the anchor that a two-team group may swap a member for."""
-REBALANCE_SWAPS = 4
+REBALANCE_SWAPS = 8
 """At most this many swaps improve one group's balance."""
 BALANCED_WITHIN = 2.0
 """Team averages this close (rating points) need no swap."""
+LAST_RESORT = 0.5
+BALANCE_FLOOR = 0.25
+"""Team balance is judged against a window of at least this fraction of the maximum: in a
+busy queue windows are tight, and demanding team averages within a fraction of a few
+points is asking more than ratings know (their noise is larger), at the cost of waits."""
+"""A group with a ticket that has waited this fraction of the queue's maximum wait needs only
+fit the windows: fair and balanced teams are preferences, and they yield before a time-out."""
 
 
 def acceptable_regions(queue: QueueConfig, ticket: Ticket) -> frozenset[str]:
@@ -75,9 +82,23 @@ def rank_regions(
 def ticket_windows(
     queue: QueueConfig, tickets: Sequence[Ticket], now: float, arrivals: Arrivals | None = None
 ) -> list[float]:
-    """Each ticket's window at ``now``: from its start (see :func:`start_window`), widened."""
+    """Each ticket's window at ``now``: from its start (see :func:`start_window`), widened.
+
+    Starts are computed once per whole rating point (a start varies slowly with the
+    rating), which keeps a cycle over a large pool cheap.
+    """
     window = queue.window
-    return [window.at(t.wait_s(now), start_window(queue, arrivals, t.rating)) for t in tickets]
+    if arrivals is None:
+        return [window.at(t.wait_s(now)) for t in tickets]
+    starts: dict[int, float] = {}
+    out = []
+    for t in tickets:
+        point = round(t.rating)
+        start = starts.get(point)
+        if start is None:
+            start = starts[point] = start_window(queue, arrivals, point)
+        out.append(window.at(t.wait_s(now), start))
+    return out
 
 
 def acceptable(maximum: float, ratings: Sequence[float], windows: Sequence[float]) -> bool:
@@ -147,6 +168,7 @@ class _Pool:
         self.ratings = [t.rating for t in pool]
         self.sums = [sum(p.rating for p in t.players) for t in pool]
         self.windows = ticket_windows(queue, pool, now, arrivals)
+        self.last_resort = [t.wait_s(now) >= queue.max_wait_s * LAST_RESORT for t in pool]
         self.regions = [acceptable_regions(queue, t) for t in pool]
         self.sizes = [t.size for t in pool]
         order = sorted(range(n), key=lambda i: (self.ratings[i], i))
@@ -172,7 +194,8 @@ class _Pool:
         lo = hi = r_a
         limit = reach  # the group's acceptable spread so far
         opened = reach >= maximum  # a member's window is fully open
-        stack_open = opened and sizes[anchor] >= self.stack > 0  # ... and it is a big party's
+        # fairness yields to a big party whose window is fully open, or to a last resort
+        stack_open = (opened and sizes[anchor] >= self.stack > 0) or self.last_resort[anchor]
         shared = self.regions[anchor]
         left, right = self.prev[anchor], self.next[anchor]
         scanned = 0
@@ -192,7 +215,9 @@ class _Pool:
             new_lo, new_hi = min(lo, r_c), max(hi, r_c)
             w_c = windows[c]
             new_opened = opened or w_c >= maximum
-            new_stack_open = stack_open or (w_c >= maximum and sizes[c] >= self.stack > 0)
+            new_stack_open = (
+                stack_open or (w_c >= maximum and sizes[c] >= self.stack > 0) or self.last_resort[c]
+            )
             new_limit = maximum if new_opened else min(limit, w_c)
             if new_hi - new_lo > new_limit:
                 continue
@@ -236,7 +261,11 @@ class _Pool:
             out, into = swap
             trial = [into if m == out else m for m in members]
             trial_split = self.split(trial)
-            if trial_split is None or abs(self._imbalance(trial_split)) >= abs(imbalance):
+            if (
+                trial_split is None
+                or abs(self._imbalance(trial_split)) >= abs(imbalance)
+                or not self._fair_or_exempt(trial, trial_split)
+            ):
                 break
             members, split, imbalance = trial, trial_split, self._imbalance(trial_split)
             pool = [into_ if into_ != into else out for into_ in pool]
@@ -245,13 +274,28 @@ class _Pool:
         return members, split, self._shared(members)
 
     def balanced(self, members: Sequence[int], split: list[list[int]], fraction: float) -> bool:
-        """Whether team averages differ by at most ``fraction`` of the group's window."""
-        if fraction >= 1.0 or self.team_size == 1:
+        """Whether team averages differ by at most ``fraction`` of the group's window.
+
+        The group's window: the narrowest member's, the maximum once a member's is
+        fully open, and never below :data:`BALANCE_FLOOR` of the maximum. A group
+        with a last-resort ticket is exempt.
+        """
+        if fraction >= 1.0 or self.team_size == 1 or any(self.last_resort[m] for m in members):
             return True
         means = [sum(self.sums[i] for i in team) / self.team_size for team in split]
         windows = [self.windows[i] for i in members]
-        limit = self.maximum if max(windows) >= self.maximum else min(windows)
-        return max(means) - min(means) <= fraction * limit
+        window = self.maximum if max(windows) >= self.maximum else min(windows)
+        window = max(window, BALANCE_FLOOR * self.maximum)
+        return max(means) - min(means) <= fraction * window
+
+    def _fair_or_exempt(self, members: Sequence[int], split: list[list[int]]) -> bool:
+        """Whether the split is fair, or the group may be unfair (see :meth:`_packs`)."""
+        if self.stack <= 0 or any(self.last_resort[m] for m in members):
+            return True
+        if any(self.sizes[m] >= self.stack and self.windows[m] >= self.maximum for m in members):
+            return True
+        units = [[Unit(str(i), self.sizes[i], 0.0) for i in team] for team in split]
+        return is_fair(units, self.stack)
 
     def _imbalance(self, split: list[list[int]]) -> float:
         return sum(self.sums[i] for i in split[0]) - sum(self.sums[i] for i in split[1])

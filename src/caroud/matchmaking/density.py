@@ -32,7 +32,7 @@ HISTORY_S = 120.0
 HISTORY_MAX = 4096
 """At most this many recent arrivals are kept (the newest): bounds a cycle's work."""
 MIN_SPAN_S = 10.0
-MIN_COUNT = 50
+MIN_COUNT = 20
 """History shorter than :data:`MIN_SPAN_S` seconds and with fewer arrivals than this says
 too little: windows start at ``initial`` until then."""
 
@@ -85,10 +85,12 @@ class ArrivalLog:
     def __init__(self) -> None:
         self._entries: deque[tuple[float, float, int]] = deque(maxlen=HISTORY_MAX)
         self._since: float | None = None
+        self._sorted: tuple[tuple[float, ...], int] | None = None  # until the log changes
 
     def record(self, created_at: float, rating: float, size: int) -> None:
         """One ticket joined the queue (requeued tickets count too: they wait again)."""
         self._entries.append((created_at, rating, size))
+        self._sorted = None
         if self._since is None:
             self._since = created_at
 
@@ -97,6 +99,7 @@ class ArrivalLog:
         cutoff = now - HISTORY_S
         while self._entries and self._entries[0][0] < cutoff:
             self._entries.popleft()
+            self._sorted = None
         if not self._entries or self._since is None:
             return None
         # What the log covers: since the first record (a new worker knows only that
@@ -105,5 +108,7 @@ class ArrivalLog:
         span = now - max(oldest, cutoff)
         if span <= 0 or (span < MIN_SPAN_S and len(self._entries) < MIN_COUNT):
             return None
-        ratings = tuple(sorted(r for _, r, _ in self._entries))
-        return Arrivals(ratings, span, sum(s for _, _, s in self._entries))
+        if self._sorted is None:
+            ratings = tuple(sorted(r for _, r, _ in self._entries))
+            self._sorted = ratings, sum(s for _, _, s in self._entries)
+        return Arrivals(self._sorted[0], span, self._sorted[1])

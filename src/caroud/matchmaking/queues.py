@@ -19,8 +19,8 @@ A file holds one table per queue; every key is optional except the shape::
     assign_timeout_s = 60  # no server by then: the tickets go back to the queue
     stack_size = 4         # parties this big don't face a team of solos until their
                            # window is fully open (default team_size - 1 from 3 up; 0 = off)
-    team_balance = 0.25    # team averages differ by at most this fraction of the
-                           # group's window (default 0.25 for teams of 2+, 1 = any)
+    team_balance = 0.2     # team averages differ by at most this fraction of the
+                           # group's window (default 0.2 for teams of 2+, 1 = any)
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ def parse_queue(name: str, spec: Mapping[str, Any]) -> QueueConfig:
             f"use 0 (off) or 2-{team_size}"
         )
     balance = _number(
-        name, "team_balance", spec.get("team_balance", 0.25 if team_size > 1 else 1.0), 0, 1
+        name, "team_balance", spec.get("team_balance", 0.2 if team_size > 1 else 1.0), 0, 1
     )
     regions = spec.get("regions", list(DEFAULT_REGIONS))
     if (

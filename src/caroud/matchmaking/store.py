@@ -7,9 +7,11 @@ happens when a record is missing.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+from redis.client import Pipeline
 
 from caroud.errors import (
     LeaseLostError,
@@ -122,18 +124,23 @@ class MatchmakingStore:
 
     def get_many(self, ticket_ids: Sequence[str]) -> dict[str, Ticket]:
         """The tickets that still exist among ``ticket_ids`` (missing ones are left out)."""
-        out: dict[str, Ticket] = {}
+        replies = self._read_chunked(
+            ticket_ids, lambda pipe, tid: pipe.hmget(self.keys.ticket(tid), codec.TICKET_FIELDS)
+        )
+        found = ((tid, codec.decode_ticket_values(tid, values)) for tid, values in replies)
+        return {tid: ticket for tid, ticket in found if ticket is not None}
+
+    def _read_chunked(
+        self, ids: Sequence[str], read: Callable[[Pipeline, str], object]
+    ) -> Iterator[tuple[str, Any]]:
+        """``read`` of each id, :data:`SCAN_CHUNK` per pipelined round trip, with its reply."""
         with redis_errors(self.client):
-            for start in range(0, len(ticket_ids), SCAN_CHUNK):
-                chunk = ticket_ids[start : start + SCAN_CHUNK]
+            for start in range(0, len(ids), SCAN_CHUNK):
+                chunk = ids[start : start + SCAN_CHUNK]
                 pipe = self.client.pipeline(transaction=False)
-                for tid in chunk:
-                    pipe.hmget(self.keys.ticket(tid), codec.TICKET_FIELDS)
-                for tid, values in zip(chunk, pipe.execute(), strict=True):
-                    ticket = codec.decode_ticket_values(tid, values)
-                    if ticket is not None:
-                        out[tid] = ticket
-        return out
+                for one in chunk:
+                    read(pipe, one)
+                yield from zip(chunk, pipe.execute(), strict=True)
 
     def cancel(self, ticket_id: str) -> Ticket:
         """Cancel a queued ticket; :class:`TicketStateError` once it is matched or ended."""
@@ -224,6 +231,13 @@ class MatchmakingStore:
         if not fields:
             raise NotFoundError(f"match {match_id!r} does not exist (or has expired)")
         return codec.decode_match(match_id, fields)
+
+    def get_matches(self, match_ids: Sequence[str]) -> dict[str, Match]:
+        """The matches that still exist among ``match_ids`` (missing ones are left out)."""
+        replies = self._read_chunked(
+            match_ids, lambda pipe, mid: pipe.hgetall(self.keys.match(mid))
+        )
+        return {mid: codec.decode_match(mid, fields) for mid, fields in replies if fields}
 
     def claim(
         self,
