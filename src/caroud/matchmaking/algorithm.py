@@ -88,16 +88,19 @@ def ticket_windows(
     rating), which keeps a cycle over a large pool cheap.
     """
     window = queue.window
-    if arrivals is None:
-        return [window.at(t.wait_s(now)) for t in tickets]
+    growth, maximum = window.growth_per_s, window.maximum
     starts: dict[int, float] = {}
     out = []
-    for t in tickets:
-        point = round(t.rating)
-        start = starts.get(point)
-        if start is None:
-            start = starts[point] = start_window(queue, arrivals, point)
-        out.append(window.at(t.wait_s(now), start))
+    for t in tickets:  # window.at(), inlined: this runs for every ticket every cycle
+        if arrivals is None:
+            start = window.initial
+        else:
+            point = round(t.rating)
+            start = starts.get(point, -1.0)
+            if start < 0:
+                start = starts[point] = start_window(queue, arrivals, point)
+        width = start + growth * max(now - t.created_at, 0.0)
+        out.append(width if width < maximum else maximum)
     return out
 
 
@@ -165,10 +168,20 @@ class _Pool:
         self.need = queue.players_per_match
         self.stack = queue.stack_size
         self.maximum = queue.window.maximum
+        self.ids = [t.id for t in pool]
         self.ratings = [t.rating for t in pool]
         self.sums = [sum(p.rating for p in t.players) for t in pool]
         self.windows = ticket_windows(queue, pool, now, arrivals)
         self.last_resort = [t.wait_s(now) >= queue.max_wait_s * LAST_RESORT for t in pool]
+        # Fairness yields to a big party whose window is fully open, or to a last resort.
+        self.unfair_ok = (
+            [
+                (w >= self.maximum and t.size >= self.stack) or late
+                for t, w, late in zip(pool, self.windows, self.last_resort, strict=True)
+            ]
+            if self.stack > 0
+            else [True] * n
+        )
         self.regions = [acceptable_regions(queue, t) for t in pool]
         self.sizes = [t.size for t in pool]
         order = sorted(range(n), key=lambda i: (self.ratings[i], i))
@@ -194,8 +207,8 @@ class _Pool:
         lo = hi = r_a
         limit = reach  # the group's acceptable spread so far
         opened = reach >= maximum  # a member's window is fully open
-        # fairness yields to a big party whose window is fully open, or to a last resort
-        stack_open = (opened and sizes[anchor] >= self.stack > 0) or self.last_resort[anchor]
+        unfair_ok = self.unfair_ok
+        stack_open = unfair_ok[anchor]
         shared = self.regions[anchor]
         left, right = self.prev[anchor], self.next[anchor]
         scanned = 0
@@ -215,9 +228,7 @@ class _Pool:
             new_lo, new_hi = min(lo, r_c), max(hi, r_c)
             w_c = windows[c]
             new_opened = opened or w_c >= maximum
-            new_stack_open = (
-                stack_open or (w_c >= maximum and sizes[c] >= self.stack > 0) or self.last_resort[c]
-            )
+            new_stack_open = stack_open or unfair_ok[c]
             new_limit = maximum if new_opened else min(limit, w_c)
             if new_hi - new_lo > new_limit:
                 continue
@@ -238,9 +249,13 @@ class _Pool:
 
     def split(self, members: Sequence[int]) -> list[list[int]] | None:
         """The group's balanced teams (indices), or None if it cannot fill them."""
-        units = [Unit(str(i), self.sizes[i], self.sums[i]) for i in members]
+        if self.team_size == 1:  # one ticket per team, strongest first (as balance_teams)
+            ordered = sorted(members, key=lambda i: (-self.sums[i], self.ids[i]))
+            return [[i] for i in ordered] if len(ordered) == self.teams else None
+        by_id = {self.ids[i]: i for i in members}
+        units = [Unit(self.ids[i], self.sizes[i], self.sums[i]) for i in members]
         teams = balance_teams(units, self.teams, self.team_size, self.stack)
-        return None if teams is None else [[int(i) for i in team] for team in teams]
+        return None if teams is None else [[by_id[t] for t in team] for team in teams]
 
     def rebalance(
         self, anchor: int, members: list[int], split: list[list[int]]
@@ -290,11 +305,9 @@ class _Pool:
 
     def _fair_or_exempt(self, members: Sequence[int], split: list[list[int]]) -> bool:
         """Whether the split is fair, or the group may be unfair (see :meth:`_packs`)."""
-        if self.stack <= 0 or any(self.last_resort[m] for m in members):
+        if any(self.unfair_ok[m] for m in members):
             return True
-        if any(self.sizes[m] >= self.stack and self.windows[m] >= self.maximum for m in members):
-            return True
-        units = [[Unit(str(i), self.sizes[i], 0.0) for i in team] for team in split]
+        units = [[Unit(self.ids[i], self.sizes[i], 0.0) for i in team] for team in split]
         return is_fair(units, self.stack)
 
     def _imbalance(self, split: list[list[int]]) -> float:
