@@ -44,6 +44,8 @@ def test_ticket_commands(run: Caroud) -> None:
     assert got["id"] == ticket["id"] and got["latencies"] == {"eu-west": 35.0}
     queues = {q["name"]: q for q in json.loads(run("queues").stdout)}
     assert queues["ranked-5v5"]["waiting"] == 1
+    assert queues["ranked-5v5"]["recent_matches"]["matches"] == 0
+    assert queues["ranked-1v1"]["window"]["adaptive"] == 0.7  # the built-in default
     cancelled = json.loads(run("ticket", "cancel", ticket["id"]).stdout)
     assert cancelled["status"] == "cancelled"
     again = run("ticket", "cancel", ticket["id"])

@@ -138,9 +138,10 @@ app.command()(stats)
 
 @app.command()
 def queues(queues_file: QueuesFile = None) -> None:
-    """The configured queues with how many tickets wait in each (JSON)."""
+    """The configured queues: waiting tickets and the quality of the newest matches (JSON)."""
     ctx = _context(queues_file)
     now = ctx.matchmaking.server_time()
+    quality = ctx.matchmaking.recent_quality([q.name for q in ctx.queues])
     out = []
     for q in ctx.queues:
         oldest = ctx.matchmaking.oldest_created(q.name)
@@ -152,6 +153,8 @@ def queues(queues_file: QueuesFile = None) -> None:
                 "regions": list(q.regions),
                 "waiting": ctx.matchmaking.count(q.name),
                 "oldest_wait_s": round(now - oldest, 3) if oldest is not None else None,
+                "window": dataclasses.asdict(q.window),
+                "recent_matches": dataclasses.asdict(quality[q.name]),
             }
         )
     _print_json(out)

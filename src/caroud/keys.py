@@ -12,6 +12,7 @@ short because a queued ticket pays for its key names in memory.
     <p>:{mm}:m:<match>      HASH   match record
     <p>:{mm}:lease:<queue>  STRING token of the worker that owns the queue
     <p>:{mm}:pend:<queue>   ZSET   matches waiting for a game server, by match time (ms)
+    <p>:{mm}:qual:<queue>   LIST   "spread:imbalance" of the newest matches, newest first
     <p>:{mm}:results        STREAM match results, for the rating update
     <p>:worker:<id>         STRING a worker's heartbeat (JSON), with a TTL
     <p>:workers             ZSET   live workers, scored by when their heartbeat lapses (ms)
@@ -71,6 +72,9 @@ class Keys:
 
     def pending(self, queue: str) -> str:
         return f"{self._mm}:pend:{queue}"
+
+    def quality(self, queue: str) -> str:
+        return f"{self._mm}:qual:{queue}"
 
     def results(self) -> str:
         return f"{self._mm}:results"

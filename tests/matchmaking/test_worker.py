@@ -8,12 +8,16 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from caroud.errors import TicketStateError
 from caroud.events import EventReader
+from caroud.matchmaking import store as store_module
 from caroud.matchmaking.algorithm import find_matches
 from caroud.matchmaking.models import TicketStatus
 from caroud.matchmaking.store import MatchmakingStore
 from caroud.matchmaking.worker import Worker
+from caroud.ratings import expected_score
 from caroud.redis.client import Redis
 
 
@@ -280,3 +284,26 @@ def test_a_quiet_queue_matches_within_the_initial_window(store: MatchmakingStore
     store.enqueue("duel", [("a", 1500)], created_at=now)
     store.enqueue("duel", [("b", 1520)], created_at=now)
     assert Worker(store).run_cycle(now=now).matches == 1
+
+
+def test_recent_quality_follows_the_newest_matches(
+    store: MatchmakingStore, client: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "QUALITY_KEPT", 3)
+    assert store.recent_quality(["duel"])["duel"].matches == 0
+    now = store.server_time()
+    for i, gap in enumerate((10, 20, 30, 40)):  # oldest first: claimed (and listed) first
+        store.enqueue("duel", [(f"a{i}", 1500 + 1000 * i)], created_at=now - 4 + i)
+        store.enqueue("duel", [(f"b{i}", 1500 + 1000 * i + gap)], created_at=now - 4 + i)
+    assert Worker(store).run_cycle(now=now).matches == 4
+    quality = store.recent_quality(["duel", "squad"])
+    duel = quality["duel"]
+    assert duel.matches == 3  # only the newest three are kept
+    assert client.llen(store.keys.quality("duel")) == 3
+    assert duel.rating_gap_mean == 30.0  # 20, 30 and 40: the first match fell off
+    assert duel.rating_gap_p95 == 40.0
+    expected = [abs(expected_score(1500 + g, 1500) - 0.5) for g in (10, 20, 30, 40)]
+    assert duel.imbalance_mean == pytest.approx(sum(expected[1:]) / 3, abs=1e-4)
+    assert quality["squad"].matches == 0 and quality["squad"].rating_gap_mean is None
+    match_id = store.get(store.active_ticket_of("a0") or "").match_id
+    assert store.get_match(match_id or "").imbalance == pytest.approx(expected[0], abs=1e-4)

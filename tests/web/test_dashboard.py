@@ -112,6 +112,7 @@ def test_queue_depths_percentiles_and_exact_wait_histogram(ctx: Context) -> None
     assert queues["ranked-2v2"]["waiting"] == 0 and sum(queues["ranked-2v2"]["histogram"]) == 0
     assert queues["ranked-2v2"]["oldest_wait_s"] is queues["ranked-2v2"]["p50_wait_s"] is None
     assert figures["matches"] == [] and figures["pool"]["list"] == []
+    assert five["recent_matches"] == 0 and five["rating_gap"] is five["imbalance"] is None
 
 
 def test_matches_servers_and_alarms_after_a_cycle(ctx: Context, monkeypatch: Any) -> None:
@@ -145,6 +146,11 @@ def test_matches_servers_and_alarms_after_a_cycle(ctx: Context, monkeypatch: Any
         ("ranked-1v1", 2, 10.0),
         ("ranked-2v2", 4, 30.0),  # max - min rating
     ]
+    duel = by_name(figures["queues"])["ranked-1v1"]
+    assert duel["recent_matches"] == 4 and duel["rating_gap"] == 4.5  # (1 + 2 + 5 + 10) / 4
+    assert 0 < duel["imbalance"] < 0.02
+    duo = by_name(figures["queues"])["ranked-2v2"]
+    assert duo["recent_matches"] == 1 and duo["imbalance"] == 0  # 1400+1430 vs 1420+1410
     placed = [m for m in matches if m["status"] == "assigned"]
     assert len(placed) == 4
     assert sorted((m["server"], m["region"]) for m in placed) == [

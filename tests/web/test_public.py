@@ -42,6 +42,12 @@ def test_queues_report_waiting_and_exact_wait_percentiles(api: Any, ctx: Context
     idle = queues["ranked-1v1"]
     assert idle["waiting"] == 0
     assert idle["oldest_wait_seconds"] is idle["p50_wait_seconds"] is None
+    assert idle["recent_matches"] == {
+        "matches": 0,
+        "rating_gap_mean": None,
+        "rating_gap_p95": None,
+        "imbalance_mean": None,
+    }
 
 
 def test_quantile_index_is_nearest_rank() -> None:

@@ -256,6 +256,8 @@ def own_key_patterns(keys: Keys) -> list[str]:
         keys.events("*"),
         keys.match("*"),
         keys.lease("*"),
+        keys.pending("*"),
+        keys.quality("*"),
         keys.workers_pattern(),
     ]
 

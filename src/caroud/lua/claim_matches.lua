@@ -5,16 +5,19 @@
 -- player keys and records get the match TTL, a "matched" event per ticket is
 -- appended and, when assignment is on, the match waits in the pending set for a
 -- game server, scored by its oldest ticket's creation time so that the longest
--- waiting players get servers first. Otherwise nothing of that match is written.
+-- waiting players get servers first; its "spread:imbalance" goes on the queue's list of
+-- recent match quality. Otherwise nothing of that match is written.
 --
 -- KEYS[1]  lease key             KEYS[2]  queue index (zset)
 -- KEYS[3]  queue events stream   KEYS[4]  pending-assignment set (zset)
--- KEYS[5..] per match: its hash, then per ticket its hash and its player keys
+-- KEYS[5]  recent match quality (list, newest first)
+-- KEYS[6..] per match: its hash, then per ticket its hash and its player keys
 -- ARGV[1]  lease token           ARGV[2]  queue name
 -- ARGV[3]  match TTL (s)         ARGV[4]  events stream max length
 -- ARGV[5]  "1" to queue matches for server assignment, "0" not to
 -- ARGV[6]  the cycle's time (ms, the Redis clock as the worker read it): the match's time
--- ARGV[7..] per match: match id, region, acceptable regions "r1,r2", spread,
+-- ARGV[7]  how many entries the quality list keeps
+-- ARGV[8..] per match: match id, region, acceptable regions "r1,r2", spread, imbalance,
 --           teams "t1,t2|t3,t4", ticket count, then per ticket: ticket id, team index,
 --           number of player keys, player ids "p1,p2"
 --
@@ -29,16 +32,18 @@ local now_ms = ARGV[6]
 local ttl = ARGV[3]
 local maxlen = ARGV[4]
 local assign = ARGV[5] == '1'
+local keep = tonumber(ARGV[7])
 local out = {'OK'}
-local k = 5
-local a = 7
+local claimed = 0
+local k = 6
+local a = 8
 while a <= #ARGV do
-  local match_id, region, regions, spread, teams =
-    ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
-  local count = tonumber(ARGV[a + 5])
+  local match_id, region, regions, spread, imbalance, teams =
+    ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]
+  local count = tonumber(ARGV[a + 6])
   local mkey = KEYS[k]
   k = k + 1
-  a = a + 6
+  a = a + 7
   -- first pass: check every ticket, remembering where its keys and arguments are
   local tickets = {}
   local missing = {}
@@ -73,12 +78,17 @@ while a <= #ARGV do
     end
     redis.call('ZREM', KEYS[2], unpack(ids))
     redis.call('HSET', mkey, 'q', ARGV[2], 's', 'matched', 'r', region, 'rs', regions,
-      'sp', spread, 'tm', teams, 'c', now_ms)
+      'sp', spread, 'ib', imbalance, 'tm', teams, 'c', now_ms)
     redis.call('EXPIRE', mkey, ttl)
     if assign then
       redis.call('ZADD', KEYS[4], oldest, match_id)
     end
+    redis.call('LPUSH', KEYS[5], spread .. ':' .. imbalance)
+    claimed = claimed + 1
     out[#out + 1] = 1
   end
+end
+if claimed > 0 then
+  redis.call('LTRIM', KEYS[5], 0, keep - 1)
 end
 return out

@@ -37,6 +37,7 @@ from collections.abc import Iterable, Sequence
 from caroud.matchmaking.density import Arrivals, start_window
 from caroud.matchmaking.models import ProposedMatch, QueueConfig, Ticket
 from caroud.matchmaking.teams import Unit, balance_teams, can_pack, can_pack_fairly, is_fair
+from caroud.ratings import expected_score
 
 DEFAULT_MAX_SCAN = 256
 """How many candidates one anchor examines at most: bounds a cycle's work on a hostile pool."""
@@ -149,7 +150,7 @@ def find_matches(
         chosen = [pool[i] for i in members]
         spread = max(arrays.ratings[i] for i in members) - min(arrays.ratings[i] for i in members)
         ranked = rank_regions(queue, shared_regions, chosen)
-        matches.append(ProposedMatch(teams=teams, region=ranked[0], spread=spread, regions=ranked))
+        matches.append(ProposedMatch(teams, ranked[0], spread, ranked, arrays.imbalance(split)))
         for i in members:
             taken[i] = True
             arrays.unlink(i)
@@ -309,6 +310,11 @@ class _Pool:
             return True
         units = [[Unit(self.ids[i], self.sizes[i], 0.0) for i in team] for team in split]
         return is_fair(units, self.stack)
+
+    def imbalance(self, split: list[list[int]]) -> float:
+        """``|P(win) - 0.5|`` of the strongest team against the weakest (Elo, team means)."""
+        means = [sum(self.sums[i] for i in team) / self.team_size for team in split]
+        return abs(expected_score(max(means), min(means)) - 0.5)
 
     def _imbalance(self, split: list[list[int]]) -> float:
         return sum(self.sums[i] for i in split[0]) - sum(self.sums[i] for i in split[1])

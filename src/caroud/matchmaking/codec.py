@@ -3,10 +3,10 @@
 Ticket hash: ``q`` queue, ``s`` status, ``p`` players ``id=rating,...``,
 ``l`` latencies ``region=ms,...``, ``c`` created (ms), and once matched ``m``
 match id and ``tm`` team index. Match hash: ``q`` queue, ``s`` status, ``r``
-region, ``rs`` acceptable regions best first, ``sp`` rating spread, ``tm`` teams
-``t1,t2|t3,t4``, ``c`` created (ms); once assigned ``srv``, ``host``, ``port``, ``as``
-(ms); ``st`` started and ``en`` ended (ms), ``w`` winner (team index, ``draw``, or empty
-when interrupted), ``why`` the reason of a requeue.
+region, ``rs`` acceptable regions best first, ``sp`` rating spread, ``ib`` imbalance
+(``|P(win) - 0.5|``), ``tm`` teams ``t1,t2|t3,t4``, ``c`` created (ms); once assigned
+``srv``, ``host``, ``port``, ``as`` (ms); ``st`` started and ``en`` ended (ms), ``w``
+winner (team index, ``draw``, or empty when interrupted), ``why`` the reason of a requeue.
 Ids and region names never contain ``=``, ``,`` or ``|`` (validation ensures it).
 """
 
@@ -110,4 +110,5 @@ def decode_match(match_id: str, fields: Mapping[str, str]) -> Match:
         started_at=_seconds(fields.get("st")),
         ended_at=_seconds(fields.get("en")),
         winner=int(winner) if winner.isdigit() else None,
+        imbalance=float(fields["ib"]) if fields.get("ib") else None,
     )

@@ -116,6 +116,9 @@ class ProposedMatch:
     spread: float
     regions: tuple[str, ...] = ()
     """Every region all players accept, best first (``region`` leads): allocation fallbacks."""
+    imbalance: float = 0.0
+    """How far from a coin flip the match is: ``|P(win) - 0.5|`` of the strongest team
+    against the weakest, from the Elo curve on their mean ratings (0 is even)."""
 
     @property
     def ticket_ids(self) -> tuple[str, ...]:
@@ -158,6 +161,9 @@ class Match:
     server: ServerAddress | None = None
     started_at: float | None = None
     ended_at: float | None = None
+    imbalance: float | None = None
+    """``|P(win) - 0.5|`` between its strongest and weakest team when formed (see
+    :class:`ProposedMatch`); None for matches recorded before it was kept."""
     winner: int | None = None
     """The winning team's index once ended (None for a draw, or while running)."""
 

@@ -7,6 +7,7 @@ happens when a record is missing.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -42,6 +43,20 @@ CLAIM_BATCH_TICKETS = 100
 """Tickets per claim or time-out script call: bounds how long one call holds the server (~1 ms)."""
 SCAN_CHUNK = 1000
 """Tickets read per round trip when loading a queue."""
+QUALITY_KEPT = 200
+"""How many of a queue's newest matches its recent-quality figures are taken over."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecentQuality:
+    """A queue's newest matches (at most :data:`QUALITY_KEPT`) as players felt them."""
+
+    matches: int
+    rating_gap_mean: float | None
+    """Mean rating spread between the tickets of a match (1v1: the gap)."""
+    rating_gap_p95: float | None
+    imbalance_mean: float | None
+    """Mean ``|P(win) - 0.5|`` of the strongest team against the weakest (0: coin flips)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,6 +314,7 @@ class MatchmakingStore:
             self.keys.queue(queue.name),
             self.keys.events(queue.name),
             self.keys.pending(queue.name),
+            self.keys.quality(queue.name),
         ]
         args: list[Any] = [
             lease_token,
@@ -307,6 +323,7 @@ class MatchmakingStore:
             self.settings.events_maxlen,
             "1" if assign else "0",
             now_ms,
+            QUALITY_KEPT,
         ]
         for match_id, proposal in batch:
             keys.append(self.keys.match(match_id))
@@ -314,7 +331,8 @@ class MatchmakingStore:
                 match_id,
                 proposal.region,
                 ",".join(proposal.regions or (proposal.region,)),
-                codec.number(proposal.spread),
+                codec.number(round(proposal.spread, 2)),
+                codec.number(round(proposal.imbalance, 4)),
                 codec.encode_teams(proposal.teams),
                 len(proposal.ticket_ids),
             ]
@@ -359,6 +377,15 @@ class MatchmakingStore:
                 )
             done += int(reply[1])
         return done
+
+    def recent_quality(self, queue_names: Sequence[str]) -> dict[str, RecentQuality]:
+        """Each queue's recent match quality, in one round trip (empty queues: no figures)."""
+        pipe = self.client.pipeline(transaction=False)
+        for name in queue_names:
+            pipe.lrange(self.keys.quality(self.queues.get(name).name), 0, QUALITY_KEPT - 1)
+        with redis_errors(self.client):
+            replies: list[Any] = pipe.execute() if queue_names else []
+        return {name: _quality(entries) for name, entries in zip(queue_names, replies, strict=True)}
 
     # -- leases ---------------------------------------------------------------------------
 
@@ -413,3 +440,24 @@ class MatchmakingStore:
                 raise entries
         events = [parse_event(queue_name, eid, fields) for eid, fields in entries]
         return events, int(info["entries-added"]) - int(info["length"])
+
+
+def _quality(entries: Sequence[str]) -> RecentQuality:
+    """Figures from ``spread:imbalance`` entries (malformed ones are skipped)."""
+    pairs: list[tuple[float, float]] = []
+    for entry in entries:
+        spread, _, imbalance = str(entry).partition(":")
+        try:
+            pairs.append((float(spread), float(imbalance)))
+        except ValueError:
+            continue
+    if not pairs:
+        return RecentQuality(0, None, None, None)
+    spreads = sorted(p[0] for p in pairs)
+    p95 = spreads[min(len(spreads) - 1, max(math.ceil(0.95 * len(spreads)) - 1, 0))]
+    return RecentQuality(
+        matches=len(pairs),
+        rating_gap_mean=round(sum(spreads) / len(spreads), 2),
+        rating_gap_p95=round(p95, 2),
+        imbalance_mean=round(sum(p[1] for p in pairs) / len(pairs), 4),
+    )

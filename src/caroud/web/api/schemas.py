@@ -139,6 +139,18 @@ class ResultOut(Schema):
     changes: list[RatingChangeOut]
 
 
+class RecentMatchesOut(Schema):
+    matches: int = Field(description="how many of the queue's newest matches these cover")
+    rating_gap_mean: float | None = Field(
+        description="mean rating spread between a match's tickets (1v1: the gap)"
+    )
+    rating_gap_p95: float | None
+    imbalance_mean: float | None = Field(
+        description="mean |P(win) - 0.5| of the strongest team against the weakest (Elo on "
+        "team mean ratings): 0 is a coin flip"
+    )
+
+
 class QueueOut(Schema):
     name: str
     teams: int
@@ -149,6 +161,7 @@ class QueueOut(Schema):
     oldest_wait_seconds: float | None
     p50_wait_seconds: float | None
     p95_wait_seconds: float | None
+    recent_matches: RecentMatchesOut
 
 
 class QueuesOut(Schema):

@@ -238,7 +238,8 @@ class DashboardState:
 
 
 def collect_queues(ctx: Context, now: float) -> list[dict[str, Any]]:
-    """Per queue: waiting, oldest wait, p50 / p95 wait, the wait histogram, matches pending."""
+    """Per queue: waiting, oldest wait, p50 / p95 wait, the wait histogram, matches pending,
+    and the quality of its newest matches (mean rating spread, mean |P(win) - 0.5|)."""
     keys, names = ctx.keys, sorted(q.name for q in ctx.queues)
     now_ms = round(now * 1000)
     ranges = bucket_ranges(now_ms)
@@ -253,6 +254,7 @@ def collect_queues(ctx: Context, now: float) -> list[dict[str, Any]]:
             pipe.zrange(keys.pending(name), 0, STUCK_SCAN - 1)
         replies: list[Any] = pipe.execute()
     per_queue = 4 + len(ranges)
+    quality = ctx.matchmaking.recent_quality(names)
     out: list[dict[str, Any]] = []
     pending_ids: dict[str, list[str]] = {}
     for i, name in enumerate(names):
@@ -269,6 +271,9 @@ def collect_queues(ctx: Context, now: float) -> list[dict[str, Any]]:
                 "histogram": [int(n) for n in hist],
                 "waiting_for_server": int(pending),
                 "stuck_matches": 0,
+                "recent_matches": quality[name].matches,
+                "rating_gap": quality[name].rating_gap_mean,
+                "imbalance": quality[name].imbalance_mean,
             }
         )
     _add_percentiles(ctx, out, now)

@@ -9,11 +9,13 @@ They describe the current backlog, not the eventual wait of matched tickets.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
 from caroud.context import Context
 from caroud.matchmaking.models import QueueConfig
+from caroud.matchmaking.store import RecentQuality
 
 
 def quantile_index(count: int, q: float) -> int:
@@ -27,8 +29,10 @@ def quantile_index(count: int, q: float) -> int:
     return count - max(math.ceil(q * count), 1)
 
 
-def queue_json(ctx: Context, queue: QueueConfig, now: float) -> dict[str, Any]:
-    """One queue's shape and waiting figures."""
+def queue_json(
+    ctx: Context, queue: QueueConfig, now: float, quality: RecentQuality
+) -> dict[str, Any]:
+    """One queue's shape, waiting figures and the quality of its newest matches."""
     waiting = ctx.matchmaking.count(queue.name)
     oldest = ctx.matchmaking.oldest_created(queue.name)
     p50 = p95 = None
@@ -49,10 +53,13 @@ def queue_json(ctx: Context, queue: QueueConfig, now: float) -> dict[str, Any]:
         "oldest_wait_seconds": round(max(now - oldest, 0.0), 3) if oldest is not None else None,
         "p50_wait_seconds": p50,
         "p95_wait_seconds": p95,
+        "recent_matches": dataclasses.asdict(quality),
     }
 
 
 def queue_stats(ctx: Context) -> list[dict[str, Any]]:
     """Every configured queue, by name."""
     now = ctx.matchmaking.server_time()
-    return [queue_json(ctx, q, now) for q in sorted(ctx.queues, key=lambda q: q.name)]
+    queues = sorted(ctx.queues, key=lambda q: q.name)
+    quality = ctx.matchmaking.recent_quality([q.name for q in queues])
+    return [queue_json(ctx, q, now, quality[q.name]) for q in queues]

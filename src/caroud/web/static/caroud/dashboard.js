@@ -110,7 +110,7 @@
 
   function renderQueues(queues) {
     queues.forEach((q, i) => { if (!colorOf.has(q.name)) colorOf.set(q.name, COLORS[i % COLORS.length]); });
-    rows(document.querySelector("#queues tbody"), queues, 6, (q) =>
+    rows(document.querySelector("#queues tbody"), queues, 8, (q) =>
       el("tr", {"data-queue": q.name},
         el("td", {title: q.name + " (" + q.players_per_match + " players a match)"},
           el("span", {class: "swatch", style: "background:" + colorOf.get(q.name)}), q.name),
@@ -118,6 +118,10 @@
         el("td", {class: "num oldest"}, wait(q.oldest_wait_s)),
         el("td", {class: "num p50"}, wait(q.p50_wait_s)),
         el("td", {class: "num p95"}, wait(q.p95_wait_s)),
+        el("td", {class: "num gap", title: "over the newest " + q.recent_matches + " matches"},
+          q.rating_gap === null ? "–" : num(q.rating_gap, 1)),
+        el("td", {class: "num imbalance", title: "mean |P(win) - 0.5|, Elo on team means"},
+          q.imbalance === null ? "–" : num(q.imbalance * 100, 1) + " %"),
         el("td", {class: "num for-server" + (q.stuck_matches ? " bad" : "")}, num(q.waiting_for_server))),
       "no queue configured");
   }
