@@ -248,6 +248,7 @@ SHOWN = (
     "wait_s_p95",
     "wait_max_s",
     "wait_p95_vs_before",
+    "optimum_wait_p95_s",
     "wait_centre_p95_s",
     "wait_tails_p95_s",
     "steady_timeout_pct",

@@ -206,7 +206,9 @@ def _versus_optimum(
     ``cost_ratio_steady`` counts only the tickets that arrived in the middle of the
     trace (:data:`STEADY_MIDDLE`), each carrying half its pair's cost: at the start
     the worker does not know the density yet, and at the end arrivals stop, which
-    only the optimum, knowing the future, plans for.
+    only the optimum, knowing the future, plans for. ``optimum_wait_p95_s`` is the p95
+    wait the optimum itself imposes even if every match formed the moment its later
+    ticket arrived: a matcher close to the optimum's cost cannot wait much less.
     """
     growth, maximum = queue.window.growth_per_s, queue.window.maximum
     share = [maximum if gone else 0.0 for gone in out.timed_out]
@@ -223,6 +225,11 @@ def _versus_optimum(
         best_share[i] = best_share[j] = (
             pair_cost(trace[i].rating, trace[j].rating, trace[i].at, trace[j].at, growth) / 2
         )
+    # the optimum's own waits, if each match formed the moment its later ticket arrived
+    least_waits = [queue.max_wait_s] * len(trace)
+    for i, j in best.pairs:
+        first, last = sorted((i, j), key=lambda k: trace[k].at)
+        least_waits[first], least_waits[last] = trace[last].at - trace[first].at, 0.0
     lo, hi = (f * scenario.duration_s for f in STEADY_MIDDLE)
     middle = [i for i, a in enumerate(trace) if lo <= a.at <= hi]
     best_gaps = [abs(trace[i].rating - trace[j].rating) for i, j in best.pairs]
@@ -236,6 +243,7 @@ def _versus_optimum(
         if best_gaps
         else math.nan,
         "optimum_unmatched": len(best.unmatched),
+        "optimum_wait_p95_s": round(percentile(least_waits, 0.95), 2),
     }
 
 

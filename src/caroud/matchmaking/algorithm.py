@@ -20,14 +20,18 @@ rating-sorted list) that
 * share at least one region where each has latency under the queue's limit,
 * still pack into the queue's teams with every party kept whole, and with
   ``stack_size`` set, fairly: a big party is not put against a team of solos
-  unless a member's window is fully open (it has waited long enough),
+  unless that party's window is fully open (it has waited long enough),
 
 until the group has exactly ``teams x team_size`` players. The group is then
-split into balanced teams (:mod:`caroud.matchmaking.teams`). An anchor that
-cannot complete a group stays available to newer anchors. Because old tickets
-choose first, a ticket never starves behind newer ones near its rating. A
-ticket's rating is the mean of its players' ratings; the spread is between
-tickets' ratings.
+split into balanced teams (:mod:`caroud.matchmaking.teams`); with two teams,
+members are swapped for unused tickets of the same size while that brings the
+team averages closer, and the group waits if they still differ by more than
+``team_balance`` of its window. Fairness and balance are preferences: a group with
+a ticket that has waited half the queue's maximum wait needs only fit the windows.
+An anchor that cannot complete a group stays available to newer anchors. Because
+old tickets choose first, a ticket never starves behind newer ones near its
+rating. A ticket's rating is the mean of its players' ratings; the spread is
+between tickets' ratings.
 """
 
 from __future__ import annotations
@@ -48,12 +52,12 @@ REBALANCE_SWAPS = 8
 BALANCED_WITHIN = 2.0
 """Team averages this close (rating points) need no swap."""
 LAST_RESORT = 0.5
+"""A group with a ticket that has waited this fraction of the queue's maximum wait needs only
+fit the windows: fair and balanced teams are preferences, and they yield before a time-out."""
 BALANCE_FLOOR = 0.25
 """Team balance is judged against a window of at least this fraction of the maximum: in a
 busy queue windows are tight, and demanding team averages within a fraction of a few
 points is asking more than ratings know (their noise is larger), at the cost of waits."""
-"""A group with a ticket that has waited this fraction of the queue's maximum wait needs only
-fit the windows: fair and balanced teams are preferences, and they yield before a time-out."""
 
 
 def acceptable_regions(queue: QueueConfig, ticket: Ticket) -> frozenset[str]:
