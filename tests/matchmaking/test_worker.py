@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -307,3 +308,20 @@ def test_recent_quality_follows_the_newest_matches(
     assert quality["squad"].matches == 0 and quality["squad"].rating_gap_mean is None
     match_id = store.get(store.active_ticket_of("a0") or "").match_id
     assert store.get_match(match_id or "").imbalance == pytest.approx(expected[0], abs=1e-4)
+
+
+def test_the_worker_registry_runs_on_the_redis_clock(
+    store: MatchmakingStore, client: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # This host's wall clock is 30 s behind: the registry must not care.
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() - 30)
+    worker = Worker(store, worker_id="skewed")
+    worker.heartbeat()
+    redis_ms = store.server_time() * 1000
+    lapse_ms = float(client.zscore(store.keys.workers(), "skewed") or 0)
+    ttl_ms = max(worker.lease_ttl_s, worker.tick_s * 3) * 1000
+    assert abs(lapse_ms - (redis_ms + ttl_ms)) < 1000
+    info = json.loads(str(client.get(store.keys.worker("skewed"))))
+    assert abs(info["seen_at"] * 1000 - redis_ms) < 1000
+    assert info["started_at"] == info["seen_at"]

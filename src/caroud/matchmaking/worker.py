@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("caroud.worker")
 
+CLOCK_REUSE_S = 1.0
+"""How long a reading of the Redis clock is carried forward before it is read again."""
 CLAIM_CHUNK_TICKETS = 2000
 """Tickets claimed per pipelined round trip; the lease is renewed between chunks if due."""
 
@@ -96,7 +98,9 @@ class Worker:
         self.live_workers = 1
         """Workers seen alive at the last heartbeat (this one included)."""
         self.totals = WorkerTotals()
-        self.started_at = time.time()
+        self.started_at: float | None = None
+        """When this worker first heartbeat, on the Redis clock."""
+        self._clock: tuple[float, float] | None = None  # (Redis time, monotonic time) read
         self._stop = threading.Event()
 
     # -- one cycle ----------------------------------------------------------------------
@@ -112,7 +116,9 @@ class Worker:
         report = CycleReport(queues=sorted(held))
         if not held:
             return report
-        now = now if now is not None else self.store.server_time()
+        if now is None:
+            now = self.store.server_time()
+            self._clock = (now, time.monotonic())
         self._reap_if_due(now, report)
         for name in report.queues:
             if name not in self.views:
@@ -279,8 +285,24 @@ class Worker:
             self._shutdown()
         return self.totals
 
+    def redis_now(self) -> float:
+        """The Redis clock: the last reading carried forward by the local monotonic clock,
+        read afresh when older than :data:`CLOCK_REUSE_S` (the registry must not depend
+        on this host's wall clock, which may be seconds off the others')."""
+        if self._clock is not None:
+            read, at = self._clock
+            elapsed = time.monotonic() - at
+            if elapsed < CLOCK_REUSE_S:
+                return read + elapsed
+        now = self.store.server_time()
+        self._clock = (now, time.monotonic())
+        return now
+
     def heartbeat(self) -> None:
         """Refresh this worker's health key (read by operators' tooling)."""
+        now = self.redis_now()
+        if self.started_at is None:
+            self.started_at = now
         info = {
             "id": self.id,
             "pid": os.getpid(),
@@ -288,10 +310,10 @@ class Worker:
             "cycles": self.totals.cycles,
             "matches": self.totals.matches,
             "started_at": round(self.started_at, 3),
-            "seen_at": round(time.time(), 3),
+            "seen_at": round(now, 3),
         }
         ttl_ms = int(max(self.lease_ttl_s, self.tick_s * 3) * 1000)
-        now_ms = int(time.time() * 1000)
+        now_ms = int(now * 1000)
         registry = self.store.keys.workers()
         with redis_errors(self.store.client):
             pipe = self.store.client.pipeline(transaction=False)

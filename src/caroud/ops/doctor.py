@@ -350,10 +350,11 @@ def _worker_checks(report: DoctorReport, client: Redis, keys: Keys, queues: Sequ
                 pipe.get(name)
                 pipe.pttl(name)
             replies = pipe.execute() if names else []
+            seconds, micros = client.time()  # heartbeats carry the Redis clock (seen_at)
     except CaroudError as e:
         report.findings.append(Finding("warning", "worker", f"could not read heartbeats: {e}"))
         return
-    now = time.time()  # heartbeats carry the worker's wall clock (seen_at)
+    now = seconds + micros / 1e6
     for raw, ttl in zip(replies[::2], replies[1::2], strict=True):
         try:
             record = json.loads(raw) if raw else None
