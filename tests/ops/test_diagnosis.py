@@ -140,6 +140,21 @@ def test_memory_findings_with_and_without_maxmemory() -> None:
     assert [f.level for f in evicted] == ["ok", "warning", "warning"]
 
 
+@pytest.mark.parametrize(
+    ("used", "level", "says"),
+    [
+        (850, "ok", "85.0 %"),
+        (860, "warning", "over the guide's 85 % alarm"),
+        (1997, "warning", "full"),
+    ],
+)
+def test_memory_near_or_past_maxmemory_is_a_warning(used: int, level: str, says: str) -> None:
+    [finding, _] = memory_findings(
+        {"maxmemory": 1000, "used_memory": used, "maxmemory_policy": "noeviction"}
+    )
+    assert finding.level == level and says in finding.text
+
+
 def test_persistence() -> None:
     off = persistence_finding({"aof_enabled": 0}, "", now=100.0)
     assert off.level == "note" and "restart loses" in off.text

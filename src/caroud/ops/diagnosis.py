@@ -339,20 +339,27 @@ def server_facts(info: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+MEMORY_WARNING_PERCENT = 85.0
+"""The setup guide's alarm: DatabaseMemoryUsagePercentage over 85 %."""
+
+
 def memory_findings(info: Mapping[str, Any]) -> list[Finding]:
     """maxmemory (and what 0 means), the eviction policy, and any evictions so far."""
     maxmemory = int(info.get("maxmemory") or 0)
     used = int(info.get("used_memory") or 0)
     out: list[Finding] = []
     if maxmemory:
-        out.append(
-            Finding(
-                "ok",
-                "memory",
-                f"maxmemory {_size(maxmemory)}, used {_size(used)} "
-                f"({100 * used / maxmemory:.1f} %)",
+        percent = 100 * used / maxmemory
+        text = f"maxmemory {_size(maxmemory)}, used {_size(used)} ({percent:.1f} %)"
+        if percent >= 100:
+            text += ": full, writes fail with OOM (new tickets are refused); add memory now"
+        elif percent > MEMORY_WARNING_PERCENT:
+            text += (
+                f": over the guide's {MEMORY_WARNING_PERCENT:g} % alarm; scale up before "
+                "writes start failing"
             )
-        )
+        level = "warning" if percent > MEMORY_WARNING_PERCENT else "ok"
+        out.append(Finding(level, "memory", text))
     else:
         system = int(info.get("total_system_memory") or 0)
         out.append(
