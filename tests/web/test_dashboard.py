@@ -238,7 +238,7 @@ def test_data_view_answers_the_figures(api: Any, ctx: Context) -> None:
 def test_data_view_says_when_redis_is_down(api: Any) -> None:
     with override_settings(CAROUD_REDIS_URL=f"redis://127.0.0.1:{closed_port()}", CAROUD_RETRIES=0):
         r = api.get("/dashboard/data")
-        assert r.status_code == 503
+        assert r.status_code == 503 and r["Retry-After"] == "2"
         assert r.json()["error"]["code"] == "redis_unavailable"
         assert api.get("/dashboard").status_code == 200, "the page itself needs no Redis"
     assert api.get("/dashboard/data").status_code == 200

@@ -75,13 +75,14 @@ def test_not_ready_when_redis_is_down(api: Any, path: str, error_of: Any) -> Non
     down = f"redis://127.0.0.1:{closed_port()}"
     with override_settings(CAROUD_REDIS_URL=down, CAROUD_RETRIES=0):
         r = api.get(path)
-        assert r.status_code == 503
+        assert r.status_code == 503 and r["Retry-After"] == "2"
         body = r.json()
         assert body["status"] == "unavailable" and body["checks"]["database"] == "ok"
         assert "cannot reach Redis" in body["checks"]["redis"]
         assert api.get("/healthz").status_code == 200, "liveness does not depend on Redis"
         queues = api.get("/api/v1/queues")
         assert queues.status_code == 503 and error_of(queues)["code"] == "redis_unavailable"
+        assert queues["Retry-After"] == "2", "every 503 says when to try again"
     assert api.get(path).status_code == 200, "back once Redis is"
 
 
@@ -100,7 +101,7 @@ def test_not_ready_when_the_database_is_down(api: Any) -> None:
         assert r.json()["checks"]["redis"] == "ok"
         assert r.json()["checks"]["database"] != "ok"
         me = api.get("/api/v1/players/me", "cpt_whatever")
-        assert me.status_code == 503
+        assert me.status_code == 503 and me["Retry-After"] == "2"
         assert me.json()["error"]["code"] == "database_unavailable"
     finally:
         connection.close()
@@ -251,3 +252,12 @@ def test_the_wsgi_application_loads() -> None:
     from caroud.project.wsgi import application
 
     assert callable(application)
+
+
+def test_a_disallowed_host_under_the_api_is_a_json_400(api: Any) -> None:
+    r = api.get("/api/v1/queues", HTTP_HOST="evil.example")
+    assert r.status_code == 400 and r["Content-Type"].startswith("application/json")
+    error = r.json()["error"]
+    assert error["code"] == "bad_request" and "ALLOWED_HOSTS" in error["message"]
+    page = api.get("/dashboard", HTTP_HOST="evil.example")
+    assert page.status_code == 400 and not page["Content-Type"].startswith("application/json")

@@ -16,7 +16,9 @@ Every other :class:`~caroud.errors.CaroudError` answers the status of
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
+
+from django.http import HttpResponseBase
 
 from caroud.errors import (
     CaroudError,
@@ -82,6 +84,19 @@ def details_of(error: CaroudError) -> dict[str, Any]:
     if isinstance(error, RateLimitedError):
         return {"retry_after": error.retry_after}
     return {}
+
+
+RETRY_AFTER_S = 2
+"""What a 503 tells a client to wait (``Retry-After``, seconds) before trying again."""
+
+Response = TypeVar("Response", bound=HttpResponseBase)
+
+
+def with_retry_after(response: Response) -> Response:
+    """``response``, with ``Retry-After`` if it is a 503 that has none."""
+    if response.status_code == 503 and "Retry-After" not in response:
+        response["Retry-After"] = str(RETRY_AFTER_S)
+    return response
 
 
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:

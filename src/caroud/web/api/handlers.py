@@ -16,16 +16,23 @@ from collections.abc import Callable
 from typing import Any
 
 from asgiref.sync import markcoroutinefunction
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import DisallowedHost, RequestDataTooBig
 from django.db import DatabaseError
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
+from django.views import defaults
 from ninja import NinjaAPI
 from ninja.errors import HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 
 from caroud.errors import CaroudError
 from caroud.web.conf import web_settings
-from caroud.web.errors import RateLimitedError, details_of, error_body, status_of
+from caroud.web.errors import (
+    RateLimitedError,
+    details_of,
+    error_body,
+    status_of,
+    with_retry_after,
+)
 
 log = logging.getLogger("caroud.web")
 
@@ -48,7 +55,8 @@ STATUS_CODES = {
 def error_response(
     status: int, code: str, message: str, details: dict[str, Any] | None = None
 ) -> JsonResponse:
-    return JsonResponse(error_body(code, message, details), status=status)
+    """The API's error shape; a 503 says when to retry (``Retry-After``)."""
+    return with_retry_after(JsonResponse(error_body(code, message, details), status=status))
 
 
 def too_large(limit: int) -> JsonResponse:
@@ -177,3 +185,14 @@ def guard(view: Callable[..., Any]) -> Callable[..., Any]:
 def json_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
     """Any path under the API's prefix that is no route."""
     return error_response(404, "not_found", f"no API route {request.path!r}: see /api/docs")
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """The project's 400 handler: JSON under ``/api/`` (a disallowed ``Host`` header, say,
+    is refused before any route runs), Django's plain page elsewhere."""
+    if request.path.startswith("/api/"):
+        message = "bad request"
+        if isinstance(exception, DisallowedHost):
+            message = "the Host header names no host this server answers for (ALLOWED_HOSTS)"
+        return error_response(400, "bad_request", message)
+    return defaults.bad_request(request, exception or Exception())

@@ -13,6 +13,7 @@ from caroud.errors import CaroudError
 from caroud.redis.client import redis_errors
 from caroud.web.api.schemas import ErrorOut, HealthOut, QueuesOut
 from caroud.web.apps import get_context
+from caroud.web.errors import with_retry_after
 from caroud.web.services import queue_stats
 
 router = Router(tags=["public"])
@@ -49,7 +50,7 @@ def readyz_view(request: HttpRequest) -> JsonResponse:
     """Readiness: 200 when Redis and the database answer, else 503 saying which did not."""
     ready, checks = readiness()
     body = {"status": "ok" if ready else "unavailable", "checks": checks}
-    return JsonResponse(body, status=200 if ready else 503)
+    return with_retry_after(JsonResponse(body, status=200 if ready else 503))
 
 
 @router.get("/queues", response={200: QueuesOut, codes_4xx: ErrorOut, codes_5xx: ErrorOut})

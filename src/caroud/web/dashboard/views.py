@@ -10,7 +10,7 @@ from django.views.decorators.http import require_safe
 from caroud.errors import CaroudError
 from caroud.web.apps import app_config, get_context
 from caroud.web.dashboard.data import DashboardState
-from caroud.web.errors import error_body, status_of
+from caroud.web.errors import error_body, status_of, with_retry_after
 
 REFRESH_MS = 1000
 
@@ -33,7 +33,7 @@ def dashboard_data_view(request: HttpRequest) -> JsonResponse:
     try:
         data = dashboard_state().snapshot(get_context())
     except CaroudError as e:
-        response = JsonResponse(error_body(e.code, str(e)), status=status_of(e))
+        response = with_retry_after(JsonResponse(error_body(e.code, str(e)), status=status_of(e)))
     else:
         response = JsonResponse(data)
     response["Cache-Control"] = "no-store"
