@@ -36,6 +36,8 @@ def test_player_create_refuses_taken_names_and_bad_input() -> None:
         cli.player_create("alice")
     with pytest.raises(ValidationError, match="name"):
         cli.player_create("no spaces please")
+    with pytest.raises(ValidationError, match="name"):
+        cli.player_create("alice2\n")  # a trailing line break is not part of a name
     with pytest.raises(ValidationError, match="rating"):
         cli.player_create("carol", -5)
     with pytest.raises(ValidationError, match="rating"):
@@ -45,6 +47,12 @@ def test_player_create_refuses_taken_names_and_bad_input() -> None:
 def test_server_key_create(api: Any) -> None:
     created = cli.server_key_create("fleet-eu")
     assert set(created) == {"key"} and created["key"].startswith("csk_")
+    newline = api.post(
+        "/api/v1/servers",
+        {"address": "10.2.0.9\n", "port": 7000, "region": "eu-west", "capacity": 1},
+        created["key"],
+    )
+    assert newline.status_code == 422 and newline.json()["error"]["details"]["field"] == "address"
     r = api.post(
         "/api/v1/servers",
         {"address": "10.0.0.1", "port": 7000, "region": "eu-west", "capacity": 1},

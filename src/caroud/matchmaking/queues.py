@@ -35,7 +35,7 @@ from typing import Any
 from caroud.errors import ConfigError, UnknownQueueError
 from caroud.matchmaking.models import QueueConfig, RatingWindow
 
-NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}\Z")
 """Queue, region, player and ticket ids: what may appear in keys and encoded fields."""
 
 DEFAULT_REGIONS = ("eu-west", "us-east", "ap-southeast")

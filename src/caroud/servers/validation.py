@@ -15,8 +15,8 @@ from caroud.servers.models import ServerState, Strategy
 MAX_CAPACITY = 1024
 """Match slots of one server, at most: bounds the work of removing a server in one call."""
 MAX_LABELS = 32
-ADDRESS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.:-]{0,252}$")
-LABEL_VALUE_RE = re.compile(r"^[A-Za-z0-9_.:/+@-]{1,128}$")
+ADDRESS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.:-]{0,252}\Z")
+LABEL_VALUE_RE = re.compile(r"^[A-Za-z0-9_.:/+@-]{1,128}\Z")
 
 __all__ = [
     "check_address",

@@ -15,7 +15,7 @@ from caroud.matchmaking.validation import MAX_RATING, MIN_RATING
 from caroud.web.auth import PLAYER_TOKEN_PREFIX, SERVER_KEY_PREFIX, new_token, token_hash
 from caroud.web.models import DEFAULT_RATING, Player, ServerKey
 
-NAME_RE = re.compile(r"^[A-Za-z0-9_.@+-]{1,64}$")
+NAME_RE = re.compile(r"^[A-Za-z0-9_.@+-]{1,64}\Z")
 
 
 @dataclass(frozen=True, slots=True)
