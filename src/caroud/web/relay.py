@@ -35,6 +35,7 @@ import redis
 from caroud.context import Context
 from caroud.errors import CaroudError, ConfigError
 from caroud.events import Event, parse_event
+from caroud.outage import Outage
 from caroud.redis.client import redis_errors, translate, url_of
 from caroud.web.realtime import MESSAGE_TYPE, api_ticket, frame, player_group
 
@@ -245,20 +246,18 @@ class Relay:
     def run(self) -> RelayTotals:
         """Relay until stopped; Redis failures are logged and retried with a backoff."""
         log.info("relay started", extra={"consumer": self.consumer, "streams": len(self.streams)})
-        backoff = 0.1
+        outage = Outage(log, "relaying events", extra={"consumer": self.consumer})
         try:
             while not self._stop.is_set():
                 try:
                     if self._own_pending:
                         self.ensure_groups()
                     self.relay(self.read())
-                    backoff = 0.1
+                    outage.ok()
                 except CaroudError as e:
                     self.totals.errors += 1
                     self._own_pending = True  # unacknowledged entries are read again
-                    log.error("relay failed", extra={"consumer": self.consumer, "error": str(e)})
-                    self._stop.wait(backoff)
-                    backoff = min(backoff * 2, 5.0)
+                    self._stop.wait(outage.failed(e))
         finally:
             self.close()
         log.info("relay stopped", extra={"consumer": self.consumer, "frames": self.totals.frames})

@@ -35,7 +35,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
-from caroud.errors import CaroudError, ConfigError
+from caroud.errors import ConfigError
 from caroud.logs import configure_logging
 from caroud.settings import Settings
 
@@ -44,8 +44,6 @@ log = logging.getLogger("caroud.up")
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
 DEFAULT_DEMO_PLAYERS = 26
-RESULTS_POLL_S = 5.0
-"""How often the results applier looks for results the web processes did not apply."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,28 +163,6 @@ class Part:
     stop: Callable[[], None]
 
 
-def apply_results_until(stop: threading.Event, every_s: float = RESULTS_POLL_S) -> None:
-    """The results applier: ratings for results the web processes did not apply.
-
-    It polls rather than blocks on the stream: a blocked reader wakes the instant a
-    match ends and would nearly always apply the result before the web process that
-    is answering the game server's report, which would then answer ``already: true``
-    to the first report. Polling leaves it the results the API really missed.
-    """
-    from django.db import DatabaseError, close_old_connections
-
-    from caroud.web.services import apply_pending_results
-
-    while not stop.wait(every_s):
-        try:
-            while apply_pending_results() and not stop.is_set():
-                pass  # a backlog: keep going
-        except (CaroudError, DatabaseError) as e:
-            log.error("applying results failed", extra={"error": str(e)})
-        finally:
-            close_old_connections()
-
-
 def _thread(name: str, target: Callable[[], object], stop: Callable[[], None]) -> Part:
     thread = threading.Thread(target=target, name=name, daemon=True)
     thread.start()
@@ -198,6 +174,7 @@ def start_parts(options: UpOptions, stop: threading.Event, out: TextIO) -> list[
     from caroud.matchmaking.worker import Worker
     from caroud.web.apps import get_context
     from caroud.web.relay import Relay
+    from caroud.web.services import follow_results
 
     ctx = get_context()
     worker = Worker(ctx.matchmaking, assigner=ctx.assigner)
@@ -206,7 +183,7 @@ def start_parts(options: UpOptions, stop: threading.Event, out: TextIO) -> list[
     parts = [
         _thread("worker", worker.run, worker.stop),
         _thread("relay", relay.run, relay.stop),
-        _thread("results", lambda: apply_results_until(stop), stop.set),
+        _thread("results", lambda: follow_results(stop), stop.set),
     ]
     if options.demo:
         parts.append(start_demo(options, out))

@@ -10,6 +10,7 @@ from caroud.web.services.results import (
     AppliedResult,
     RatingChange,
     apply_pending_results,
+    follow_results,
     record_result,
 )
 from caroud.web.services.servers import (
@@ -32,6 +33,7 @@ __all__ = [
     "create_player",
     "create_server_key",
     "deregister",
+    "follow_results",
     "heartbeat",
     "join_party",
     "leave_party",

@@ -19,19 +19,21 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, close_old_connections, transaction
 from django.utils import timezone
 
 import redis
 from caroud.context import Context
-from caroud.errors import NotFoundError
+from caroud.errors import CaroudError, NotFoundError
 from caroud.keys import Keys
 from caroud.matchmaking.models import Match
+from caroud.outage import Outage
 from caroud.ratings import Rated, team_deltas
 from caroud.redis.client import Redis, redis_errors
 from caroud.web.models import MatchPlayer, MatchRecord, Player, RatingHistory
@@ -279,9 +281,9 @@ def apply_pending_results(
     One call reads up to ``count`` entries (waiting up to ``block_ms`` for new ones
     if given): first this consumer's unacknowledged ones, then those another consumer
     has held unacknowledged for ``claim_idle_ms`` (it died), then new ones. An entry
-    is acknowledged once its transaction commits; a database failure leaves the rest
-    unacknowledged for the next call. Malformed entries are logged and acknowledged,
-    so they cannot block the feed.
+    is acknowledged once its transaction commits; a database failure is raised, the
+    entry and the rest left unacknowledged for the next call. Malformed entries are
+    logged and acknowledged, so they cannot block the feed.
     """
     if ctx is None:
         from caroud.web.apps import get_context
@@ -297,21 +299,35 @@ def apply_pending_results(
             log.error("skipping a malformed result", extra={"entry": entry_id, "error": str(e)})
             feed.ack([entry_id])
             continue
-        try:
-            result = record_result(
-                entry.match_id,
-                queue=entry.queue,
-                teams=entry.teams,
-                winner=entry.winner,
-                ended_at=entry.ended_at,
-                match=_match_or_none(ctx, entry.match_id),
-            )
-        except DatabaseError:
-            log.exception("could not apply a result", extra={"match_id": entry.match_id})
-            break
+        result = record_result(
+            entry.match_id,
+            queue=entry.queue,
+            teams=entry.teams,
+            winner=entry.winner,
+            ended_at=entry.ended_at,
+            match=_match_or_none(ctx, entry.match_id),
+        )
         feed.ack([entry_id])
         applied += 0 if result.already else 1
     return applied
+
+
+def follow_results(stop: threading.Event, block_ms: int = 1000, ctx: Context | None = None) -> int:
+    """Apply results as they come until ``stop`` is set; how many were newly applied.
+
+    Redis or the database being away does not end it: the failure is logged once,
+    retried with a backoff, and the end of the outage logged once (:class:`Outage`).
+    """
+    outage = Outage(log, "applying results")
+    total = 0
+    while not stop.is_set():
+        close_old_connections()  # a long-lived loop: drop stale or broken connections
+        try:
+            total += apply_pending_results(ctx, block_ms=block_ms)
+            outage.ok()
+        except (CaroudError, DatabaseError) as e:
+            stop.wait(outage.failed(e))
+    return total
 
 
 def _match_or_none(ctx: Context, match_id: str) -> Match | None:

@@ -8,6 +8,7 @@ assignment.Assigner`); the database remembers which key registered which server.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -134,7 +135,7 @@ def match_result(ctx: Context, key: ServerKey, match_id: str, winner: int | None
     teams = teams_of(ctx, match)
     outcome = ctx.assigner.match_ended(match_id, winner)
     ended = ctx.matches.get(match_id)
-    return record_result(
+    applied = record_result(
         match_id,
         queue=match.queue,
         teams=teams,
@@ -142,3 +143,7 @@ def match_result(ctx: Context, key: ServerKey, match_id: str, winner: int | None
         ended_at=_seconds(ended.ended_at),
         match=ended,
     )
+    # The first report is the one Redis recorded first; the results applier may have
+    # put the ratings in the database a moment before this call did, which changes
+    # nothing for the reporter: not "already", and the same rating changes.
+    return dataclasses.replace(applied, already=outcome.already)
