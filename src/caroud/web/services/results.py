@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db import DatabaseError, close_old_connections, transaction
+from django.db import DatabaseError, close_old_connections, connections, transaction
 from django.utils import timezone
 
 import redis
@@ -320,13 +320,16 @@ def follow_results(stop: threading.Event, block_ms: int = 1000, ctx: Context | N
     """
     outage = Outage(log, "applying results")
     total = 0
-    while not stop.is_set():
-        close_old_connections()  # a long-lived loop: drop stale or broken connections
-        try:
-            total += apply_pending_results(ctx, block_ms=block_ms)
-            outage.ok()
-        except (CaroudError, DatabaseError) as e:
-            stop.wait(outage.failed(e))
+    try:
+        while not stop.is_set():
+            close_old_connections()  # a long-lived loop: drop stale or broken connections
+            try:
+                total += apply_pending_results(ctx, block_ms=block_ms)
+                outage.ok()
+            except (CaroudError, DatabaseError) as e:
+                stop.wait(outage.failed(e))
+    finally:
+        connections.close_all()  # this thread's own connections; nobody else will close them
     return total
 
 
