@@ -62,6 +62,7 @@ def test_the_sqlite_database_is_created_private(tmp_path: Path) -> None:
         "DJANGO_SETTINGS_MODULE": "caroud.project.settings",
     }
     env.pop("DATABASE_URL", None)
+    env.pop("SECRET_KEY", None)  # the web tests set one; this test wants the file
     done = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
     )
