@@ -24,7 +24,7 @@ keys are few and fixed (one per region at most), so every script is passed all
 the keys it may touch; records live in fields, never in keys named by an id::
 
     <p>:{pool:<n>}:srv            HASH  server attributes, field "<server>:<attr>"
-                                        (host port reg cap used st lab load at hb)
+                                        (host port reg cap used st lab load at hb sk)
     <p>:{pool:<n>}:hb             ZSET  every registered server, by health deadline (ms)
     <p>:{pool:<n>}:free:<region>  ZSET  ready servers with a free slot, by used/capacity
     <p>:{pool:<n>}:alloc          HASH  match id -> "state|server|region|host|port|at|deadline|
@@ -33,7 +33,7 @@ the keys it may touch; records live in fields, never in keys named by an id::
     <p>:{pool:<n>}:bysrv          ZSET  "<server>/<match>" of running allocations (lex index)
     <p>:{pool:<n>}:done           ZSET  ended allocations (tombstones), by end time (ms)
     <p>:{pool:<n>}:stats          HASH  counters and gauges (see caroud.servers.models.PoolStats)
-    <p>:{pool:<n>}:events         STREAM servers lost, with the matches they held
+    <p>:{pool:<n>}:events         STREAM servers lost (with the matches they held) or benched
 """
 
 from __future__ import annotations
@@ -162,6 +162,7 @@ class PoolKeys:
             self.by_server(),
             self.done(),
             self.stats(),
+            self.events(),
         ]
 
     def every_key(self, regions: Sequence[str]) -> list[str]:

@@ -61,6 +61,7 @@ def test_a_scrape_after_a_known_load(ctx: Context, pool: ServerPool, served: Met
     metrics.observe_timed_out("duel", 2)
     # the pool load: one slot, two direct allocations
     pool.register("10.0.0.1", 7777, "eu", 1, server_id="s1")
+    pool.heartbeat("s1")  # ready: only then does it take matches
     timed_allocate(pool, metrics, "m1", ["eu"], queue="duel")
     with pytest.raises(NoCapacityError):
         timed_allocate(pool, metrics, "m2", ["eu"], queue="duel")
@@ -89,6 +90,7 @@ def test_a_scrape_after_a_known_load(ctx: Context, pool: ServerPool, served: Met
     assert value("caroud_allocation_seconds_count", queue="duel") == 2
     assert value("caroud_pool_no_capacity_total", pool="test") == 1
     assert value("caroud_pool_allocations_total", pool="test") == 1
+    assert value("caroud_pool_benched_total", pool="test") == 0
     assert value("caroud_pool_servers", pool="test", region="eu", state="ready") == 1
     assert value("caroud_pool_slots", pool="test", state="used") == 1
     assert value("caroud_pool_slots", pool="test", state="capacity") == 1
@@ -107,6 +109,7 @@ def test_assignment_rounds_of_the_worker_are_observed(ctx: Context, served: Metr
     """The worker's assigner places matches on the context's pool; the hook counts them."""
     store, metrics = ctx.matchmaking, served.metrics
     ctx.pool.register("10.0.0.1", 7777, "eu", 1, server_id="only")
+    ctx.pool.heartbeat("only")  # ready: only then does it take matches
     for i, rating in enumerate((1500, 1501, 1502, 1503)):
         store.enqueue("duel", [(f"p{i}", rating)], {"eu": 10})
     worker = Worker(store, queue_names=["duel"], assigner=ctx.assigner)

@@ -37,6 +37,8 @@ def load(ctx: Context, pool: ServerPool) -> None:
     assert report.matches == 2
     pool.register("10.0.0.1", 7777, "eu", 1, server_id="s-eu")
     pool.register("10.0.0.2", 7777, "us", 2, server_id="s-us")
+    for sid in ("s-eu", "s-us"):
+        pool.heartbeat(sid)  # only a server that reported ready takes matches
     pool.allocate("m0", ["us"])
     pool.drain("s-us")  # it keeps running m0, takes no new match
     pool.allocate("m1", ["eu"])

@@ -252,6 +252,7 @@ def test_scan_limit_bounds_the_search(
 
 def test_server_clock_by_default(pool: ServerPool) -> None:
     pool.register("10.0.0.1", 7777, "eu", 1, server_id="g1")
+    pool.heartbeat("g1")
     allocation = pool.allocate("m1", "eu")
     now = pool.server_time()
     assert now - 1 <= allocation.allocated_at <= now

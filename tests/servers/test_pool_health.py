@@ -9,7 +9,7 @@ import pytest
 from caroud.errors import AllocationStateError, NotFoundError
 from caroud.keys import PoolKeys
 from caroud.redis.client import Redis
-from caroud.servers import AllocationState, ReapReport, Server, ServerPool
+from caroud.servers import AllocationState, ReapReport, Server, ServerPool, ServerState
 from caroud.settings import Settings
 
 T0 = 1_000_000.0
@@ -19,10 +19,16 @@ def register(pool: ServerPool, server_id: str, capacity: int = 2, now: float = T
     return pool.register("10.0.0.1", 7777, "eu", capacity, server_id=server_id, now=now)
 
 
+def register_ready(pool: ServerPool, server_id: str, capacity: int = 2, now: float = T0) -> Server:
+    """Register, then report ``ready`` at once (only then does it take matches)."""
+    register(pool, server_id, capacity, now)
+    return pool.heartbeat(server_id, now=now)
+
+
 def test_grace_before_the_first_heartbeat(pool: ServerPool) -> None:
     register(pool, "g1")
     assert pool.reap(now=T0 + 60) == ReapReport()  # 60 s grace: still healthy at T0 + 60
-    assert pool.allocate("m1", "eu", now=T0 + 60).server_id == "g1"
+    assert pool.get("g1").state is ServerState.STARTING
     report = pool.reap(now=T0 + 60.001)
     assert [lost.server.id for lost in report.lost_servers] == ["g1"]
     with pytest.raises(NotFoundError):
@@ -119,7 +125,7 @@ def test_unconfirmed_allocation_expires_and_its_slot_returns(pool: ServerPool) -
 
 
 def test_confirmed_allocation_does_not_expire(pool: ServerPool) -> None:
-    register(pool, "g1")
+    register_ready(pool, "g1")
     pool.allocate("m1", "eu", now=T0)
     pool.confirm_started("m1", now=T0 + 29)
     pool.heartbeat("g1", now=T0 + 40)
@@ -128,7 +134,7 @@ def test_confirmed_allocation_does_not_expire(pool: ServerPool) -> None:
 
 
 def test_a_late_confirmation_before_reaping_counts(pool: ServerPool) -> None:
-    register(pool, "g1")
+    register_ready(pool, "g1")
     pool.allocate("m1", "eu", now=T0)
     assert pool.confirm_started("m1", now=T0 + 35).state is AllocationState.STARTED
     pool.heartbeat("g1", now=T0 + 35)
@@ -136,9 +142,10 @@ def test_a_late_confirmation_before_reaping_counts(pool: ServerPool) -> None:
 
 
 def test_expiry_empties_a_draining_server_out_of_the_pool(pool: ServerPool) -> None:
-    register(pool, "g1")
+    register_ready(pool, "g1")
     pool.allocate("m1", "eu", now=T0)
     assert pool.drain("g1") == 1
+    pool.heartbeat("g1", now=T0 + 30)  # still healthy when its start expires
     report = pool.reap(now=T0 + 31)
     assert [a.match_id for a in report.expired] == ["m1"]
     with pytest.raises(NotFoundError):
@@ -148,7 +155,7 @@ def test_expiry_empties_a_draining_server_out_of_the_pool(pool: ServerPool) -> N
 
 def test_reap_works_in_bounded_batches(pool: ServerPool) -> None:
     for i in range(45):  # more than one reap call's worth (20 servers)
-        register(pool, f"g{i:02d}", capacity=1)
+        register_ready(pool, f"g{i:02d}", capacity=1)
         pool.allocate(f"m{i:02d}", "eu", selector=None, now=T0)
     report = pool.reap(now=T0 + 61)
     assert len(report.lost_servers) == 45

@@ -32,6 +32,7 @@ def test_register_records_the_server(pool: ServerPool) -> None:
         "eu",
         3,
         {"build": "1.4.2", "maps": "arena"},
+        state=ServerState.STARTING,
         registered_at=T0,
         healthy_until=T0 + 60,
     )

@@ -53,6 +53,7 @@ servers_strategy = st.lists(
     servers=servers_strategy,
     strategy=st.sampled_from(list(Strategy)),
     picks=st.integers(1, 12),
+    avoided=st.sets(st.integers(0, 7), max_size=3),
 )
 def test_allocate_script_follows_the_reference(
     pool: ServerPool,
@@ -60,22 +61,26 @@ def test_allocate_script_follows_the_reference(
     servers: list[tuple[int, int]],
     strategy: Strategy,
     picks: int,
+    avoided: set[int],
 ) -> None:
     client.flushdb()
     model: dict[str, Candidate] = {}
     for i, (capacity, used) in enumerate(servers):
         sid = f"s{i}"
         pool.register("10.0.0.1", 7000, "eu", capacity, {"sid": sid}, server_id=sid, now=T0)
+        pool.heartbeat(sid, now=T0)
         for n in range(used):
             pool.allocate(f"pre-{sid}-{n}", "eu", selector={"sid": sid}, now=T0)
         model[sid] = Candidate(sid, used, capacity)
+    avoid = sorted(f"s{i}" for i in avoided)
     for n in range(picks):
-        expected = choose(model.values(), strategy)
+        expected = choose((c for c in model.values() if c.id not in avoid), strategy)
         if expected is None:
             with pytest.raises(NoCapacityError):
-                pool.allocate(f"m{n}", "eu", strategy=strategy, now=T0)
+                pool.allocate(f"m{n}", "eu", strategy=strategy, avoid=avoid, now=T0)
             break
-        assert pool.allocate(f"m{n}", "eu", strategy=strategy, now=T0).server_id == expected
+        chosen = pool.allocate(f"m{n}", "eu", strategy=strategy, avoid=avoid, now=T0)
+        assert chosen.server_id == expected
         c = model[expected]
         model[expected] = Candidate(c.id, c.used + 1, c.capacity)
     assert pool.audit().ok

@@ -121,6 +121,8 @@ def test_matches_servers_and_alarms_after_a_cycle(ctx: Context, monkeypatch: Any
     pool.register("10.0.0.2", 7002, "eu-west", 1, server_id="eu-b")
     pool.register("10.0.0.3", 7003, "us-east", 1, server_id="us-a")
     pool.heartbeat("eu-b", load=0.75)  # 4 slots in all, for 5 matches
+    pool.heartbeat("eu-a")  # only a server that reported ready takes matches
+    pool.heartbeat("us-a")
     for i, rating in enumerate((1500, 1510, 1600, 1605, 1700, 1702, 1800, 1801)):  # 4 pairs
         ctx.matchmaking.enqueue("ranked-1v1", [(f"solo{i}", rating)])
     for i, rating in enumerate((1400, 1420, 1410, 1430)):  # one 2v2

@@ -48,6 +48,7 @@ def test_metrics_after_a_known_load(api: Any, ctx: Context) -> None:
         ctx.matchmaking.enqueue("ranked-5v5", [(f"player-secret-{i}", 1500 + i)])
     ctx.pool.register("10.9.8.7", 7777, "eu-west", 4, server_id="server-secret-1")
     ctx.pool.register("10.9.8.6", 7777, "us-east", 2, server_id="server-secret-2")
+    ctx.pool.heartbeat("server-secret-1")  # ready (a server that never reported is "starting")
 
     r = api.get("/metrics")
     assert r.status_code == 200

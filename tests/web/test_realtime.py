@@ -167,7 +167,10 @@ def test_a_tickets_life_is_pushed_in_order_and_only_to_its_players(
     alice, bob, carol = make_player(rating=1500), make_player(rating=1510), make_player()
 
     async def scenario() -> None:
-        assert (await call(api.post, "/api/v1/servers", SERVER, server_key)).status_code == 201
+        server = await call(api.post, "/api/v1/servers", SERVER, server_key)
+        assert server.status_code == 201
+        beat = f"/api/v1/servers/{server.json()['id']}/heartbeat"
+        assert (await call(api.post, beat, {}, server_key)).status_code == 200  # now ready
         wa, wb, wc = [await Socket.open(p.token) for p in (alice, bob, carol)]
         for ws in (wa, wb, wc):
             assert (await ws.frame())["ticket"] is None
@@ -219,7 +222,8 @@ def test_a_reconnecting_client_first_gets_where_its_ticket_is(
     alice, bob = make_player(), make_player()
 
     async def scenario() -> None:
-        await call(api.post, "/api/v1/servers", SERVER, server_key)
+        server = (await call(api.post, "/api/v1/servers", SERVER, server_key)).json()
+        await call(api.post, f"/api/v1/servers/{server['id']}/heartbeat", {}, server_key)
         ws = await Socket.open(alice.token)
         await ws.frame()
         await call(api.post, TICKETS, {"queue": "ranked-1v1"}, alice.token)

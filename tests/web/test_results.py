@@ -23,7 +23,8 @@ def play(
     api: Any, key: str, run_worker: Any, ctx: Context, queue: str, tickets: list[dict[str, Any]]
 ) -> tuple[str, list[list[str]]]:
     """Queue ``tickets`` (``{"token", "party"?}``), match and start them; match id and teams."""
-    api.post("/api/v1/servers", SERVER, key)
+    server = api.post("/api/v1/servers", SERVER, key).json()
+    api.post(f"/api/v1/servers/{server['id']}/heartbeat", {}, key)  # ready: it takes matches
     ids = []
     for t in tickets:
         body = {"queue": queue} | ({"party_id": t["party"]} if t.get("party") else {})

@@ -8,6 +8,7 @@ import pytest
 
 from caroud.context import Context
 from caroud.matchmaking.models import MatchStatus
+from caroud.servers.pool import MAX_STRIKES
 from caroud.web.models import GameServer, MatchRecord
 from caroud.web.services import create_server_key
 
@@ -23,16 +24,25 @@ def register(api: Any, key: str, **changes: Any) -> dict[str, Any]:
     return dict(r.json())
 
 
+def ready_server(api: Any, key: str, **changes: Any) -> dict[str, Any]:
+    """Register, then heartbeat ``ready``: only then does the server take matches."""
+    server = register(api, key, **changes)
+    r = api.post(f"{SERVERS}/{server['id']}/heartbeat", {"state": "ready"}, key)
+    assert r.status_code == 200 and r.json()["state"] == "ready", r.content
+    return dict(r.json())
+
+
 def test_register_heartbeat_drain_deregister(api: Any, server_key: str, ctx: Context) -> None:
     server = register(api, server_key, labels={"build": "1.4"})
     assert server["address"] == "10.1.2.3" and server["port"] == 7777
     assert server["capacity"] == 2 and server["labels"] == {"build": "1.4"}
-    assert server["state"] == "ready" and server["used"] == 0
+    assert server["state"] == "starting" and server["used"] == 0, "no match before it is ready"
     assert ctx.pool.get(server["id"]).region == "eu-west"
     assert GameServer.objects.get(server_id=server["id"]).key.name == "game-servers"
 
     beat = api.post(f"{SERVERS}/{server['id']}/heartbeat", {"load": 0.5}, server_key)
     assert beat.status_code == 200 and beat.json()["load"] == 0.5
+    assert beat.json()["state"] == "ready"
     empty = api.client.post(
         f"{SERVERS}/{server['id']}/heartbeat",
         data=b"",
@@ -83,7 +93,7 @@ def test_a_key_acts_only_on_its_own_servers_and_matches(
     error_of: Any,
     ctx: Context,
 ) -> None:
-    server = register(api, server_key)
+    server = ready_server(api, server_key)
     intruder = create_server_key("intruder").token
     r = api.post(f"{SERVERS}/{server['id']}/heartbeat", {}, intruder)
     assert r.status_code == 404 and error_of(r)["code"] == "not_found"
@@ -153,7 +163,7 @@ def test_unknown_or_invalid_server_and_match_ids(api: Any, server_key: str, erro
 def test_deregistering_sends_unstarted_matches_back_to_the_queue(
     api: Any, server_key: str, make_player: Any, run_worker: Any, ctx: Context
 ) -> None:
-    server = register(api, server_key)
+    server = ready_server(api, server_key)
     match_id = start_a_match(api, make_player, run_worker, ctx)
     assert api.delete(f"{SERVERS}/{server['id']}", server_key).status_code == 204
     assert ctx.matches.get(match_id).status is MatchStatus.REQUEUED
@@ -163,7 +173,7 @@ def test_deregistering_sends_unstarted_matches_back_to_the_queue(
 def test_deregistering_interrupts_started_matches(
     api: Any, server_key: str, make_player: Any, run_worker: Any, ctx: Context
 ) -> None:
-    server = register(api, server_key)
+    server = ready_server(api, server_key)
     match_id = start_a_match(api, make_player, run_worker, ctx)
     assert api.post(f"/api/v1/matches/{match_id}/started", None, server_key).status_code == 200
     assert api.delete(f"{SERVERS}/{server['id']}", server_key).status_code == 204
@@ -173,7 +183,7 @@ def test_deregistering_interrupts_started_matches(
 def test_match_started_records_the_match(
     api: Any, server_key: str, make_player: Any, run_worker: Any, ctx: Context
 ) -> None:
-    server = register(api, server_key)
+    server = ready_server(api, server_key)
     match_id = start_a_match(api, make_player, run_worker, ctx)
     r = api.post(f"/api/v1/matches/{match_id}/started", None, server_key)
     assert r.status_code == 200, r.content
@@ -185,3 +195,23 @@ def test_match_started_records_the_match(
     assert record.server_address == "10.1.2.3" and record.server_port == 7777
     assert record.started_at is not None and record.ended_at is None
     assert sorted(len(t) for t in record.teams) == [1, 1]
+
+
+def test_a_server_that_never_confirms_its_starts_is_benched(
+    api: Any, server_key: str, make_player: Any, run_worker: Any, ctx: Context
+) -> None:
+    server = ready_server(api, server_key, capacity=MAX_STRIKES)
+    matches = [start_a_match(api, make_player, run_worker, ctx) for _ in range(MAX_STRIKES)]
+    # none confirmed: past the start deadline (the server alive all along) they expire
+    later = ctx.pool.server_time() + ctx.settings.start_deadline_s + 1
+    ctx.pool.heartbeat(server["id"], now=later)
+    ctx.assigner.reap(now=later)
+    beat = api.post(f"{SERVERS}/{server['id']}/heartbeat", {"state": "ready"}, server_key)
+    assert beat.status_code == 200
+    assert (beat.json()["state"], beat.json()["used"]) == ("benched", 0)
+    assert beat.json()["strikes"] == ctx.pool.get(server["id"]).strikes == MAX_STRIKES
+    for match_id in matches:  # each waits for another server
+        assert ctx.matches.get(match_id).status is MatchStatus.ASSIGNED
+    assert run_worker().assigned == 0, "a benched server takes no match"
+    r = api.post(f"/api/v1/matches/{matches[0]}/started", None, server_key)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "allocation_state"

@@ -124,15 +124,23 @@ def test_queueing_while_queued_is_409_with_the_existing_ticket(
     assert first["id"] in error["message"]
 
 
-def test_matched_ticket_shows_match_and_server_and_cannot_be_cancelled(
-    api: Any, make_player: Any, server_key: str, error_of: Any, run_worker: Any
-) -> None:
+def ready_server(api: Any, server_key: str) -> str:
+    """A game server in eu-west that has reported ready (so it takes matches): its id."""
     server = api.post(
         "/api/v1/servers",
         {"address": "10.0.0.7", "port": 7777, "region": "eu-west", "capacity": 4},
         server_key,
     )
     assert server.status_code == 201
+    sid = str(server.json()["id"])
+    assert api.post(f"/api/v1/servers/{sid}/heartbeat", {}, server_key).status_code == 200
+    return sid
+
+
+def test_matched_ticket_shows_match_and_server(
+    api: Any, make_player: Any, server_key: str, run_worker: Any
+) -> None:
+    ready_server(api, server_key)
     alice, bob = make_player(rating=1500), make_player(rating=1510)
     ta = api.post(TICKETS, {"queue": "ranked-1v1"}, alice.token).json()
     tb = api.post(TICKETS, {"queue": "ranked-1v1"}, bob.token).json()
@@ -148,10 +156,49 @@ def test_matched_ticket_shows_match_and_server_and_cannot_be_cancelled(
     other = api.get(f"{TICKETS}/{tb['id']}", bob.token).json()["match"]
     assert other["id"] == match["id"] and other["team"] == 1 - match["team"]
 
+
+def test_cancelling_before_the_start_leaves_the_match(
+    api: Any, make_player: Any, server_key: str, run_worker: Any, ctx: Context
+) -> None:
+    sid = ready_server(api, server_key)
+    alice, bob = make_player(rating=1500), make_player(rating=1510)
+    ta = api.post(TICKETS, {"queue": "ranked-1v1"}, alice.token).json()
+    tb = api.post(TICKETS, {"queue": "ranked-1v1"}, bob.token).json()
+    assert run_worker().assigned == 1
+    match_id = api.get(f"{TICKETS}/{ta['id']}", alice.token).json()["match"]["id"]
+
+    r = api.delete(f"{TICKETS}/{ta['id']}", alice.token)
+    assert r.status_code == 204, r.content
+    mine = api.get(f"{TICKETS}/{ta['id']}", alice.token).json()
+    assert (mine["status"], mine["match"]) == ("cancelled", None)
+    theirs = api.get(f"{TICKETS}/{tb['id']}", bob.token).json()
+    assert (theirs["status"], theirs["match"]) == ("queued", None)
+    assert theirs["created_at"] == tb["created_at"], "bob keeps his wait"
+    assert ctx.pool.get(sid).used == 0, "the server slot is released"
+    assert api.post(f"/api/v1/matches/{match_id}/started", None, server_key).status_code == 409
+    assert api.post(TICKETS, {"queue": "ranked-1v1"}, alice.token).status_code == 201
+    busy = api.post(TICKETS, {"queue": "ranked-1v1"}, bob.token)
+    assert busy.status_code == 409 and tb["id"] in busy.json()["error"]["message"]
+
+
+def test_a_ticket_whose_match_started_cannot_be_cancelled(
+    api: Any, make_player: Any, server_key: str, error_of: Any, run_worker: Any
+) -> None:
+    ready_server(api, server_key)
+    alice, bob = make_player(rating=1500), make_player(rating=1510)
+    ta = api.post(TICKETS, {"queue": "ranked-1v1"}, alice.token).json()
+    api.post(TICKETS, {"queue": "ranked-1v1"}, bob.token)
+    assert run_worker().assigned == 1
+    match_id = api.get(f"{TICKETS}/{ta['id']}", alice.token).json()["match"]["id"]
+    assert api.post(f"/api/v1/matches/{match_id}/started", None, server_key).status_code == 200
+
     r = api.delete(f"{TICKETS}/{ta['id']}", alice.token)
     assert r.status_code == 409
-    assert error_of(r)["code"] == "ticket_state"
-    assert "assigned" in error_of(r)["message"]
+    error = error_of(r)
+    assert error["code"] == "ticket_state"
+    assert error["details"] == {"ticket_id": ta["id"], "status": "assigned"}
+    assert "started" in error["message"] and match_id in error["message"]
+    assert api.get(f"{TICKETS}/{ta['id']}", alice.token).json()["status"] == "assigned"
 
 
 @pytest.mark.parametrize(

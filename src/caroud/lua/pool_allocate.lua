@@ -1,14 +1,17 @@
 -- pool_allocate.lua: take a slot for a match on a server of the first region that has one.
 --
--- KEYS[1..7], ARGV[1], ARGV[2]: the pool's keys and clock (pool_lib.lua, which comes first)
--- KEYS[8..] the free-slot zsets of the match's regions, in fallback order (named in ARGV[1])
+-- KEYS[1..8], ARGV[1], ARGV[2]: the pool's keys and clock (pool_lib.lua, which comes first)
+-- KEYS[9..] the free-slot zsets of the match's regions, in fallback order (named in ARGV[1])
 -- ARGV[3]  match id          ARGV[4]  "packed" or "distributed"
 -- ARGV[5]  candidates scanned at most per region (bounds the work of one call)
 -- ARGV[6]  start deadline, in ms from now
--- ARGV[7..] required labels, each as ",key=value,"
+-- ARGV[7]  servers to avoid as ",id,id," ("" for none)
+-- ARGV[8..] required labels, each as ",key=value,"
 --
--- A candidate is ready, has a free slot, a health deadline not yet passed and every
--- required label. Packed takes the fullest first (used/capacity, ties by id descending),
+-- A candidate is ready (it has reported ready, and is neither benched nor draining: the
+-- free sets hold only those), has a free slot, a health deadline not yet passed, every
+-- required label, and is not one to avoid (an avoided one still counts against the
+-- scan bound). Packed takes the fullest first (used/capacity, ties by id descending),
 -- distributed the emptiest (ties by id ascending). Idempotent per match id: a running
 -- allocation is returned as it is, an expired or lost one is replaced.
 --
@@ -28,11 +31,15 @@ end
 local packed = ARGV[4] == 'packed'
 local limit = tonumber(ARGV[5])
 local start_deadline = NOW + tonumber(ARGV[6])
+local avoid = ARGV[7]
 local PAGE = 16
 local removed = 0 -- candidates dropped from the page being read: the next page starts earlier
 
 -- the attributes allocation needs, if the server can take the match now; else nil
 local function fits(key, id)
+  if avoid ~= '' and string.find(avoid, ',' .. id .. ',', 1, true) then
+    return nil
+  end
   local health = redis.call('ZSCORE', HB, id)
   if not health or tonumber(health) < NOW then
     return nil
@@ -44,7 +51,7 @@ local function fits(key, id)
     removed = removed + 1
     return nil
   end
-  for j = 7, #ARGV do
+  for j = 8, #ARGV do
     if not string.find(f[4], ARGV[j], 1, true) then
       return nil
     end
@@ -53,7 +60,7 @@ local function fits(key, id)
 end
 
 for r, region in ipairs(REGIONS) do
-  local key = KEYS[7 + r]
+  local key = KEYS[FIXED + r]
   local first = 0
   while first < limit do
     local last = math.min(first + PAGE, limit) - 1

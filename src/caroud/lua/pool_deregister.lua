@@ -1,6 +1,6 @@
 -- pool_deregister.lua: take a server out of the pool now (pool_lib.lua comes first).
 --
--- KEYS[1..7], KEYS[8..], ARGV[1], ARGV[2]: the pool's keys, regions and clock (pool_lib.lua)
+-- KEYS[1..8], KEYS[9..], ARGV[1], ARGV[2]: the pool's keys, regions and clock (pool_lib.lua)
 -- ARGV[3]  server id
 --
 -- Its running allocations end as "lost" (kept as tombstones, so releasing them is a no-op).

@@ -1,6 +1,6 @@
 -- pool_drain.lua: stop new allocations on a server; running ones go on (pool_lib.lua first).
 --
--- KEYS[1..7], KEYS[8..], ARGV[1], ARGV[2]: the pool's keys, regions and clock (pool_lib.lua)
+-- KEYS[1..8], KEYS[9..], ARGV[1], ARGV[2]: the pool's keys, regions and clock (pool_lib.lua)
 -- ARGV[3]  server id
 --
 -- The server leaves the pool when its last match ends (at once if none runs).

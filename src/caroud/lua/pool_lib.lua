@@ -8,19 +8,21 @@
 -- KEYS[4]  pending starts (zset: allocated, unconfirmed matches by start deadline in ms)
 -- KEYS[5]  running allocations (zset of "<server>/<match>", score 0, read by lex range)
 -- KEYS[6]  ended allocations (zset: tombstones by end time in ms, trimmed by pool_reap)
--- KEYS[7]  stats (hash: no_capacity allocations expired unhealthy capacity draining)
--- KEYS[8..] one free-slot zset per region named in ARGV[1], in that order
--- ARGV[1]  the regions of KEYS[8..], comma-separated
+-- KEYS[7]  stats (hash: no_capacity allocations expired unhealthy benched capacity draining)
+-- KEYS[8]  pool events (stream: servers benched; servers lost are added by the caller)
+-- KEYS[9..] one free-slot zset per region named in ARGV[1], in that order
+-- ARGV[1]  the regions of KEYS[9..], comma-separated
 -- ARGV[2]  now in ms, or "" for the server clock
 --
 -- Script arguments start at ARGV[3]. Nothing here writes until a script calls it.
 
-local SRV, HB, ALLOC, PENDING, RUNNING, DONE, STATS =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local SRV, HB, ALLOC, PENDING, RUNNING, DONE, STATS, EVENTS =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local FIXED = 8 -- keys before the free-slot zsets
 local REGIONS, FREE = {}, {}
 for region in string.gmatch(ARGV[1], '[^,]+') do
   REGIONS[#REGIONS + 1] = region
-  FREE[region] = KEYS[7 + #REGIONS]
+  FREE[region] = KEYS[FIXED + #REGIONS]
 end
 local NOW
 if ARGV[2] ~= '' then
@@ -30,8 +32,11 @@ else
   NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
--- a server record is HMGET of these, in this order: rec[4] (cap) is false if it is unknown
-local ATTRS = {'host', 'port', 'reg', 'cap', 'used', 'st', 'lab', 'load', 'at', 'hb'}
+-- a server record is HMGET of these, in this order: rec[4] (cap) is false if it is unknown.
+-- st: starting (no ready heartbeat yet), ready, benched (too many expired starts) or
+-- draining; only a ready server is in its region's free set. sk: expired starts since
+-- the last confirmed one.
+local ATTRS = {'host', 'port', 'reg', 'cap', 'used', 'st', 'lab', 'load', 'at', 'hb', 'sk'}
 
 local function attr_fields(id)
   local f = {}

@@ -1,6 +1,6 @@
 -- pool_release.lua: the match ended; free its slot (pool_lib.lua comes first).
 --
--- KEYS[1..7], KEYS[8..], ARGV[1], ARGV[2]: the pool's keys, regions and clock (pool_lib.lua)
+-- KEYS[1..8], KEYS[9..], ARGV[1], ARGV[2]: the pool's keys, regions and clock (pool_lib.lua)
 -- ARGV[3]  match id
 --
 -- A draining server whose last match this was leaves the pool.

@@ -2,20 +2,22 @@
 
 The worker calls :meth:`Assigner.assign_pending` for each queue it leases, and
 :meth:`Assigner.reap` about once a heartbeat interval. Game servers report through
-:meth:`Assigner.match_started` and :meth:`Assigner.match_ended`. Every step is
-idempotent on both sides (the pool's allocation per match id, the match's state
-checks), so a worker killed between the pool's step and the match's step is
+:meth:`Assigner.match_started` and :meth:`Assigner.match_ended`; players cancel (and
+leave a match that has not started) through :meth:`Assigner.cancel_ticket`. Every
+step is idempotent on both sides (the pool's allocation per match id, the match's
+state checks), so a worker killed between the pool's step and the match's step is
 repaired by whoever retries.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, field
 
-from caroud.errors import AllocationStateError, NoCapacityError, NotFoundError
-from caroud.matchmaking.matches import MatchOutcome, MatchStore, check_winner
-from caroud.matchmaking.models import Match, MatchStatus, QueueConfig, ServerAddress
+from caroud.errors import AllocationStateError, NoCapacityError, NotFoundError, ValidationError
+from caroud.matchmaking.matches import MatchOutcome, MatchStore, PendingMatch, check_winner
+from caroud.matchmaking.models import Match, MatchStatus, QueueConfig, ServerAddress, Ticket
 from caroud.redis.client import redis_errors
 from caroud.servers.models import (
     Allocation,
@@ -27,6 +29,15 @@ from caroud.servers.models import (
 from caroud.servers.pool import ServerPool
 
 log = logging.getLogger("caroud.assignment")
+
+MAX_PLACEMENTS = 3
+"""Servers a match is placed on, at most, before its tickets go back to the queue.
+
+A placement fails when its server never confirms the start (the pool's start deadline):
+the match is placed again, avoiding every server it failed on. After this many failed
+placements its tickets are requeued (why ``start_expired``), keeping their wait, and
+matched anew.
+"""
 
 
 @dataclass
@@ -47,6 +58,17 @@ def regions_to_try(queue: QueueConfig, match: Match) -> tuple[str, ...]:
     return tuple(dict.fromkeys(match.regions + queue.fallback_regions))
 
 
+def placement_request(queue: QueueConfig, pending: PendingMatch) -> AllocationRequest:
+    """Where a waiting match may go: its regions, the queue's labels, not where it failed."""
+    return AllocationRequest(
+        pending.match.id,
+        regions_to_try(queue, pending.match),
+        dict(queue.selector),
+        Strategy(queue.strategy),
+        pending.failed_on,
+    )
+
+
 def address_of(allocation: Allocation) -> ServerAddress:
     return ServerAddress(
         allocation.server_id, allocation.address, allocation.port, allocation.region
@@ -64,18 +86,16 @@ class Assigner:
     def assign_pending(self, queue: QueueConfig, now: float) -> AssignReport:
         """Allocate a server for each waiting match of ``queue``; requeue those waiting too long."""
         report = AssignReport()
-        waiting = self.matches.pending(queue.name)
+        waiting: list[Match] = []
+        requests: list[AllocationRequest] = []
+        for pending in self.matches.pending(queue.name):
+            if len(pending.failed_on) >= MAX_PLACEMENTS:  # the reaper stopped short of it
+                self._requeue(pending.match, "start_expired", report)
+                continue
+            waiting.append(pending.match)
+            requests.append(placement_request(queue, pending))
         if not waiting:
             return report
-        requests = [
-            AllocationRequest(
-                p.id,
-                regions_to_try(queue, p),
-                dict(queue.selector),
-                Strategy(queue.strategy),
-            )
-            for p in waiting
-        ]
         outcomes = self.pool.allocate_many(requests, now=now)
         placed = [
             (p, outcome)
@@ -141,10 +161,14 @@ class Assigner:
 
         A match on a server that died before it started goes back to the queue (its
         tickets keep their waiting time); one that had started is ``interrupted``; one
-        whose server never confirmed the start is allocated again.
+        whose server never confirmed the start is placed again on another server, or
+        requeued after :data:`MAX_PLACEMENTS` failed placements. That server got a
+        strike (the pool benches it after a few: see the pool's ``MAX_STRIKES``).
         """
         report = AssignReport()
         reaped = self.pool.reap(now=now)
+        for server_id in reaped.benched:
+            log.warning("game server benched: it let starts expire", extra={"server_id": server_id})
         for lost in reaped.lost_servers:
             log.warning(
                 "game server lost",
@@ -154,11 +178,25 @@ class Assigner:
             for allocation in lost.allocations:
                 self._on_lost(allocation, report)
         for allocation in reaped.expired:
-            match = self._match_or_none(allocation.match_id)
-            if match is not None and match.status is MatchStatus.ASSIGNED:
-                self.matches.retry_assignment(match)
-                report.reallocated += 1
+            self._on_expired(allocation, report)
         return report
+
+    def _on_expired(self, allocation: Allocation, report: AssignReport) -> None:
+        """The server never confirmed the start: place the match elsewhere, or requeue it."""
+        match = self._match_or_none(allocation.match_id)
+        if match is None or match.status is not MatchStatus.ASSIGNED:
+            return  # it moved on (e.g. a player left it): nothing to place
+        failed = self.matches.retry_elsewhere(match, allocation.server_id)
+        if failed is None:
+            return
+        log.warning(
+            "match start expired",
+            extra={"match_id": match.id, "server_id": allocation.server_id, "failed": failed},
+        )
+        if failed >= MAX_PLACEMENTS:
+            self._requeue(match, "start_expired", report)
+        else:
+            report.reallocated += 1
 
     def _publish_lost(self, lost: LostServer) -> None:
         """One ``server_lost`` event on the pool's stream, naming the matches it held."""
@@ -206,11 +244,41 @@ class Assigner:
         except NotFoundError:
             return None
 
+    def cancel_ticket(self, ticket_id: str) -> Ticket:
+        """Cancel a ticket for a player; one in a match that has not started leaves it.
+
+        See :meth:`MatchStore.cancel`. The slot the left match held, if any, is
+        released; a worker that allocated one meanwhile releases it too, when it finds
+        the match requeued. :class:`~caroud.errors.TicketStateError` once the match has
+        started; :class:`NotFoundError` for an unknown ticket.
+        """
+        done = self.matches.cancel(ticket_id)
+        if done.left_match is not None:
+            with contextlib.suppress(NotFoundError):  # it never had a slot
+                self.pool.release(done.left_match.id)
+            log.info(
+                "player left a match",
+                extra={
+                    "match_id": done.left_match.id,
+                    "ticket_id": ticket_id,
+                    "requeued": done.requeued_tickets,
+                },
+            )
+        return done.ticket
+
     def match_started(self, match_id: str) -> Match:
-        """The game server says the match started: confirm the slot, mark the match."""
+        """The game server says the match started: confirm the slot, mark the match.
+
+        If the match moved on between the two (a player left it), the slot just
+        confirmed is released and the :class:`ValidationError` raised: do not run it.
+        """
         match = self.matches.get(match_id)
         self.pool.confirm_started(match_id)
-        return self.matches.mark_started(match.id)
+        try:
+            return self.matches.mark_started(match.id)
+        except ValidationError:
+            self.pool.release(match_id)
+            raise
 
     def match_ended(self, match_id: str, winner: int | None) -> MatchOutcome:
         """The game server reports the result: record it once, free the slot, free the players."""

@@ -301,7 +301,7 @@ class CaroudCollector:
     def _pools(self) -> list[Metric]:
         servers = GaugeMetricFamily(
             "caroud_pool_servers",
-            "Game servers by region and state (ready, draining, unhealthy)",
+            "Game servers by region and state (starting, ready, benched, draining, unhealthy)",
             labels=["pool", "region", "state"],
         )
         capacity = GaugeMetricFamily("caroud_pool_slots", "Match slots", labels=["pool", "state"])
@@ -312,6 +312,7 @@ class CaroudCollector:
                 ("allocations", "Slots allocated"),
                 ("expired", "Allocations never confirmed started in time"),
                 ("unhealthy", "Servers reaped for missing heartbeats"),
+                ("benched", "Servers benched for letting starts expire"),
             )
         }
         for pool in self.pools:

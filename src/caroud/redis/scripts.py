@@ -36,6 +36,7 @@ class MatchmakingScripts:
     release_lease: Script
     assign_match: Script
     requeue_match: Script
+    retry_match: Script
     start_match: Script
     end_match: Script
 

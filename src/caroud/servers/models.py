@@ -12,10 +12,23 @@ from enum import StrEnum
 
 
 class ServerState(StrEnum):
-    """Whether a server takes new matches: ``ready``, or ``draining`` (one-way, until it leaves)."""
+    """Whether a server takes new matches: only a ``ready`` one does.
 
+    ``starting`` from registration until its first ``ready`` heartbeat (a server that
+    never reports ready gets no match); ``benched`` once it let ``MAX_STRIKES`` starts
+    expire with no confirmed start between (see :data:`caroud.servers.pool.MAX_STRIKES`
+    for the way back); ``draining`` is one-way, until it leaves. A heartbeat may report
+    only ``ready`` or ``draining`` (:data:`REPORTED_STATES`).
+    """
+
+    STARTING = "starting"
     READY = "ready"
+    BENCHED = "benched"
     DRAINING = "draining"
+
+
+REPORTED_STATES = (ServerState.READY, ServerState.DRAINING)
+"""The states a server may report in a heartbeat; the others are the pool's verdicts."""
 
 
 class AllocationState(StrEnum):
@@ -58,6 +71,8 @@ class Server:
     registered_at: float = 0.0
     last_heartbeat: float | None = None
     healthy_until: float = 0.0
+    strikes: int = 0
+    """Starts it let expire since its last confirmed start (benched at ``MAX_STRIKES``)."""
 
     @property
     def free(self) -> int:
@@ -92,12 +107,14 @@ class Allocation:
 
 @dataclass(frozen=True, slots=True)
 class AllocationRequest:
-    """One match to place: its regions in fallback order, required labels, strategy."""
+    """One match to place: its regions in fallback order, labels, strategy, servers to avoid."""
 
     match_id: str
     regions: tuple[str, ...]
     selector: Mapping[str, str] = field(default_factory=dict)
     strategy: Strategy = Strategy.PACKED
+    avoid: tuple[str, ...] = ()
+    """Servers not to place it on (e.g. where its start already expired)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +135,8 @@ class ReapReport:
 
     lost_servers: tuple[LostServer, ...] = ()
     expired: tuple[Allocation, ...] = ()
+    benched: tuple[str, ...] = ()
+    """Servers these expiries benched (each also announced on the pool's event stream)."""
 
     @property
     def to_allocate_again(self) -> tuple[Allocation, ...]:
@@ -132,7 +151,7 @@ class ReapReport:
         return tuple(a for a in lost if a.state is AllocationState.STARTED)
 
     def __bool__(self) -> bool:
-        return bool(self.lost_servers or self.expired)
+        return bool(self.lost_servers or self.expired or self.benched)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +168,8 @@ class PoolStats:
     allocations: int
     expired: int
     unhealthy: int
+    benched: int = 0
+    """Times a server was benched for letting starts expire (a counter)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +195,7 @@ class PoolAudit:
 
 # -- the text forms in Redis ----------------------------------------------------------------
 
-SERVER_ATTRS = ("host", "port", "reg", "cap", "used", "st", "lab", "load", "at", "hb")
+SERVER_ATTRS = ("host", "port", "reg", "cap", "used", "st", "lab", "load", "at", "hb", "sk")
 """A server's attributes: fields ``<server>:<attr>`` of the pool's server hash, in this order."""
 
 
@@ -217,6 +238,7 @@ def decode_server(
         registered_at=_seconds(values["at"]) or 0.0,
         last_heartbeat=_seconds(values["hb"]),
         healthy_until=_seconds(health_deadline) or 0.0,
+        strikes=int(values["sk"] or 0),
     )
 
 

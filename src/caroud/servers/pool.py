@@ -10,6 +10,10 @@ every process shares one clock and tests can drive deadlines without sleeping.
 
 No capacity is an error, :class:`~caroud.errors.NoCapacityError`, raised after the
 script has counted it in the pool's ``no_capacity`` counter (see :meth:`stats`).
+
+Only a ``ready`` server takes matches (:class:`~caroud.servers.models.ServerState`):
+one that registered but never reported ``ready`` is ``starting``, and one that lets
+starts expire is ``benched`` after :data:`MAX_STRIKES` of them.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from caroud.servers.models import (
 from caroud.servers.validation import (
     MAX_CAPACITY,
     check_address,
+    check_avoid,
     check_id,
     check_int,
     check_labels,
@@ -70,6 +75,16 @@ REAP_ALLOCATIONS = 500
 """Expired allocations, and old tombstones, handled per reap call."""
 READ_CHUNK = 500
 """Records read per round trip when listing."""
+MAX_STRIKES = 3
+"""Expired starts (allocated, never confirmed in time) that bench a ``ready`` server.
+
+A confirmed start clears the strikes. Benched, a server keeps its running matches and
+heartbeats but gets no new match, and a ``server_benched`` event goes on the pool's
+stream. A ``ready`` heartbeat does not undo it (a server that heartbeats but does not
+know its matches is what this is for). The way back: it confirms a start it still
+held, or it registers again (a new record: no strikes, matches after its first
+``ready`` heartbeat).
+"""
 
 AllocateOutcome = Allocation | NoCapacityError | AllocationStateError
 """One result of :meth:`ServerPool.allocate_many`: the allocation, or why there is none."""
@@ -140,8 +155,9 @@ class ServerPool:
         server_id: str | None = None,
         now: float | None = None,
     ) -> Server:
-        """Add a ready server with ``capacity`` match slots; it must heartbeat within the grace.
+        """Add a server with ``capacity`` match slots; it must heartbeat within the grace.
 
+        It is ``starting``: it takes no match until its first ``ready`` heartbeat.
         :class:`ValidationError` on bad input or if ``server_id`` is taken (nothing written).
         """
         sid = check_id("server_id", server_id) if server_id is not None else new_id(12)
@@ -164,6 +180,7 @@ class ServerPool:
             region,
             capacity,
             labels,
+            state=ServerState.STARTING,
             registered_at=int(reply[1]) / 1000,
             healthy_until=int(reply[2]) / 1000,
         )
@@ -178,8 +195,10 @@ class ServerPool:
     ) -> Server:
         """Record that the server is alive; :class:`NotFoundError` if it is not in the pool.
 
-        ``state="draining"`` drains it (see :meth:`drain`); draining is one-way, a later
-        ``ready`` does not undo it. ``load`` is recorded for observation only: placement
+        The first ``ready`` of a ``starting`` server makes it ``ready``: from then on it
+        takes matches. ``state="draining"`` drains it (see :meth:`drain`); draining is
+        one-way, a later ``ready`` does not undo it, nor does it unbench a ``benched``
+        server (see :data:`MAX_STRIKES`). ``load`` is recorded for observation only: placement
         ranks by slots. The reply is the server's record; ``draining`` with ``used == 0``
         means it has just left the pool (its next heartbeat is NotFoundError).
         """
@@ -262,11 +281,13 @@ class ServerPool:
         *,
         selector: Mapping[str, str] | None = None,
         strategy: Strategy | str = Strategy.PACKED,
+        avoid: Sequence[str] = (),
         now: float | None = None,
     ) -> Allocation:
         """Take a slot for the match on a server of the first of ``regions`` that has one.
 
-        A candidate is ready, healthy, has a free slot and every label of ``selector``.
+        A candidate is ready, healthy, has a free slot, every label of ``selector``, and
+        is none of the servers in ``avoid`` (e.g. where the match's start expired before).
         Idempotent: while the match holds a slot, a retry returns that same allocation
         (whatever regions or selector it names); after the slot expired or was lost, the
         match gets a new one. The slot is ``allocated`` until :meth:`confirm_started`, at
@@ -277,7 +298,7 @@ class ServerPool:
         :class:`AllocationStateError` if the match was already released, and
         :class:`ValidationError` on bad input (nothing written).
         """
-        request = self._check_request(match_id, regions, selector or {}, strategy)
+        request = self._check_request(match_id, regions, selector or {}, strategy, avoid)
         keys, args = self._allocate_call(request, clock_arg(now))
         with redis_errors(self.client):
             reply = self.scripts.allocate(keys=keys, args=args)
@@ -296,7 +317,8 @@ class ServerPool:
         :class:`ValidationError` if one is bad (nothing sent).
         """
         checked = [
-            self._check_request(r.match_id, r.regions, r.selector, r.strategy) for r in requests
+            self._check_request(r.match_id, r.regions, r.selector, r.strategy, r.avoid)
+            for r in requests
         ]
         clock = clock_arg(now)
         pipe = self.client.pipeline(transaction=False)
@@ -308,13 +330,14 @@ class ServerPool:
         return [self._allocate_outcome(r, x) for r, x in zip(checked, replies, strict=True)]
 
     def _check_request(
-        self, match_id: Any, regions: Any, selector: Any, strategy: Any
+        self, match_id: Any, regions: Any, selector: Any, strategy: Any, avoid: Any
     ) -> AllocationRequest:
         return AllocationRequest(
             check_id("match_id", match_id),
             check_regions(regions, self.regions),
             check_labels("selector", selector),
             check_strategy(strategy),
+            check_avoid(avoid),
         )
 
     def _allocate_call(self, request: AllocationRequest, clock: str) -> tuple[list[str], list[Any]]:
@@ -326,6 +349,7 @@ class ServerPool:
             request.strategy.value,
             self.scan_limit,
             round(self.settings.start_deadline_s * 1000),
+            "".join(f",{sid}" for sid in request.avoid) + "," if request.avoid else "",
             *(label_pattern(k, v) for k, v in sorted(request.selector.items())),
         ]
         return keys, args
@@ -342,7 +366,8 @@ class ServerPool:
         """The server started the match: its slot can no longer expire.
 
         Idempotent. A confirmation past the deadline still counts if :meth:`reap` has not
-        freed the slot yet. :class:`AllocationStateError` if the allocation has ended
+        freed the slot yet. It clears the server's strikes (and unbenches it: see
+        :data:`MAX_STRIKES`). :class:`AllocationStateError` if the allocation has ended
         (expired, lost, released): the server must not run the match.
         :class:`NotFoundError` if the pool never knew the match (or forgot it).
         """
@@ -416,23 +441,26 @@ class ServerPool:
         A server is unhealthy once ``heartbeat_interval_s * missed_heartbeats`` passed
         since its last heartbeat (``first_heartbeat_grace_s`` since registration before
         the first). Its allocations end ``lost``; allocations unconfirmed past their
-        start deadline end ``expired``. Run it about every heartbeat interval; each script
+        start deadline end ``expired`` and give their server a strike (it is benched
+        at :data:`MAX_STRIKES`: see there). Run it about every heartbeat interval; each script
         call is bounded, and this method calls again until nothing is left.
         """
         lost: list[LostServer] = []
         expired: list[Allocation] = []
+        benched: list[str] = []
         retention_ms = self.settings.ended_ttl_s * 1000
+        maxlen = self.settings.events_maxlen
         while True:
-            more, servers, matches = self._run(
-                self.scripts.reap, now, REAP_SERVERS, REAP_ALLOCATIONS, retention_ms
-            )
+            limits = (REAP_SERVERS, REAP_ALLOCATIONS, retention_ms, MAX_STRIKES, maxlen)
+            more, servers, matches, newly_benched = self._run(self.scripts.reap, now, *limits)
             for sid, record, deadline, held in servers:
                 server = decode_server(sid, record, deadline)
                 if server is not None:
                     lost.append(LostServer(server, decode_allocations(held)))
             expired.extend(decode_allocations(matches))
+            benched.extend(str(sid) for sid in newly_benched)
             if not more:
-                return ReapReport(tuple(lost), tuple(expired))
+                return ReapReport(tuple(lost), tuple(expired), tuple(benched))
 
     def server_time(self) -> float:
         """The Redis server's clock, in seconds: the one the scripts use."""
@@ -468,6 +496,7 @@ class ServerPool:
             allocations=count("allocations"),
             expired=count("expired"),
             unhealthy=count("unhealthy"),
+            benched=count("benched"),
         )
 
     def audit(self) -> PoolAudit:

@@ -13,8 +13,10 @@ tests can hold the script to them and callers can predict a choice.
     The emptiest first (lowest used/capacity; ties: the smaller id first). Load is
     spread, so one crashing server takes fewer matches with it.
 
-Health and labels are filters, not ranks: a stale or non-matching server is
-skipped and the next one tried, up to the pool's scan limit per region.
+Health, labels and the servers a match must avoid are filters, not ranks: a stale,
+non-matching or avoided server is skipped and the next one tried, up to the pool's
+scan limit per region. Servers that are not ``ready`` (starting, benched, draining)
+are not in the sorted sets at all.
 """
 
 from __future__ import annotations

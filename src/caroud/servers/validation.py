@@ -10,7 +10,7 @@ from typing import Any
 from caroud.errors import ConfigError, ValidationError
 from caroud.matchmaking.queues import NAME_RE
 from caroud.matchmaking.validation import check_id
-from caroud.servers.models import ServerState, Strategy
+from caroud.servers.models import REPORTED_STATES, ServerState, Strategy
 
 MAX_CAPACITY = 1024
 """Match slots of one server, at most: bounds the work of removing a server in one call."""
@@ -20,6 +20,7 @@ LABEL_VALUE_RE = re.compile(r"^[A-Za-z0-9_.:/+@-]{1,128}\Z")
 
 __all__ = [
     "check_address",
+    "check_avoid",
     "check_id",
     "check_int",
     "check_labels",
@@ -93,6 +94,18 @@ def check_regions(regions: Any, known: Sequence[str]) -> tuple[str, ...]:
     return wanted
 
 
+MAX_AVOID = 64
+"""Servers one allocation may be told to avoid, at most (a match avoids a few)."""
+
+
+def check_avoid(avoid: Any) -> tuple[str, ...]:
+    """Server ids an allocation must not use: at most :data:`MAX_AVOID` ids."""
+    wanted = (avoid,) if isinstance(avoid, str) else tuple(avoid)
+    if len(wanted) > MAX_AVOID:
+        raise ValidationError("avoid", f"at most {MAX_AVOID} servers, got {len(wanted)}")
+    return tuple(check_id(f"avoid[{i}]", sid) for i, sid in enumerate(wanted))
+
+
 def check_labels(field: str, labels: Any) -> dict[str, str]:
     """Labels (or a selector): at most 32 pairs of an id-like name and a plain-text value."""
     if labels is None:
@@ -117,11 +130,11 @@ def check_labels(field: str, labels: Any) -> dict[str, str]:
 
 
 def check_state(state: Any) -> ServerState:
-    """A state a heartbeat may report."""
-    try:
-        return ServerState(state)
-    except ValueError:
-        raise ValidationError("state", f"must be 'ready' or 'draining', got {state!r}") from None
+    """A state a heartbeat may report: ``ready`` or ``draining`` (the others are the pool's)."""
+    for reported in REPORTED_STATES:
+        if state == reported.value:
+            return reported
+    raise ValidationError("state", f"must be 'ready' or 'draining', got {state!r}")
 
 
 def check_load(load: Any) -> float:

@@ -115,6 +115,7 @@ class ServerOut(Schema):
     used: int
     load: float
     healthy_until: datetime
+    strikes: int
 
 
 class MatchStartedOut(Schema):

@@ -40,6 +40,7 @@ def server_json(server: Server) -> dict[str, Any]:
         "used": server.used,
         "load": server.load,
         "healthy_until": datetime.fromtimestamp(server.healthy_until, tz=UTC),
+        "strikes": server.strikes,
     }
 
 

@@ -65,9 +65,14 @@ def ticket_of(ctx: Context, player: Player, ticket_id: str) -> Ticket:
 
 
 def cancel_ticket(ctx: Context, player: Player, ticket_id: str) -> Ticket:
-    """Cancel a queued ticket ``player`` is in; :class:`TicketStateError` once matched."""
+    """Cancel a ticket ``player`` is in, leaving its match if that has not started.
+
+    The other tickets of a match left go back to the queue, keeping their wait (see
+    :meth:`~caroud.matchmaking.assignment.Assigner.cancel_ticket`).
+    :class:`~caroud.errors.TicketStateError` once the match has started, or the ticket ended.
+    """
     ticket = ticket_of(ctx, player, ticket_id)
-    return ctx.matchmaking.cancel(ticket.id)
+    return ctx.assigner.cancel_ticket(ticket.id)
 
 
 def _timestamp(seconds: float) -> datetime:
