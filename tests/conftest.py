@@ -1,7 +1,7 @@
 """Test fixtures: a real Valkey (embedded, or CAROUD_TEST_REDIS_URL), a clean database per test.
 
-Also the other real servers some tests need: a closed port, a silent socket, a Valkey
-with an AUTH token, a scratch Valkey whose config a test may change, and Debian's
+Also the other real servers some tests need: a closed port, a silent socket, a paused
+Valkey, a Valkey with an AUTH token, a scratch Valkey whose config a test may change, and Debian's
 redis-server with TLS and a certificate made here (skipped, with the reason, if absent).
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -169,6 +170,24 @@ def scratch(scratch_server: ValkeyServer) -> Iterator[tuple[str, Redis]]:
     c.config_set("maxmemory-policy", "noeviction")
     c.flushall()
     c.close()
+
+
+@pytest.fixture
+def paused_valkey(tmp_path: Path) -> Iterator[str]:
+    """The URL of a Valkey that is up, then SIGSTOPped: it accepts and never answers.
+
+    What a client sees while Redis is paused (a long fork, a failover in progress,
+    a frozen host): connects succeed, replies never come.
+    """
+    server = ValkeyServer(port=free_port(), data_dir=tmp_path / "paused")
+    server.start()
+    pid = int(redis.Redis(port=server.port).info("server")["process_id"])
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield f"redis://127.0.0.1:{server.port}"
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        server.stop()
 
 
 # -- TLS: Debian's redis-server with a certificate made here ---------------------------------

@@ -6,15 +6,18 @@ import asyncio
 import json
 import logging
 import socket
+import time
 from typing import Any
 
 import pytest
 from django.core.cache import caches
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 from django.test import override_settings
 
 from caroud.context import Context
 from caroud.redis.client import Redis
+from caroud.web import conf
 
 pytestmark = pytest.mark.django_db
 
@@ -84,6 +87,40 @@ def test_not_ready_when_redis_is_down(api: Any, path: str, error_of: Any) -> Non
         assert queues.status_code == 503 and error_of(queues)["code"] == "redis_unavailable"
         assert queues["Retry-After"] == "2", "every 503 says when to try again"
     assert api.get(path).status_code == 200, "back once Redis is"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_paused_redis_costs_a_request_its_deadline_not_every_timeout(
+    api: Any, paused_valkey: str, make_player: Any, error_of: Any
+) -> None:
+    """Redis accepts and never answers: each answer is a 503 within the deadline."""
+    player = make_player()
+    slow = {"CAROUD_SOCKET_TIMEOUT": 2, "CAROUD_CONNECT_TIMEOUT": 2, "CAROUD_RETRIES": 3}
+    with override_settings(CAROUD_REDIS_URL=paused_valkey, CAROUD_REQUEST_DEADLINE=1, **slow):
+        for method, path, body, bound in [
+            ("get", "/api/v1/queues", None, 1.5),
+            ("post", "/api/v1/tickets", {"queue": "ranked-1v1"}, 1.5),
+            ("get", "/readyz", None, 1.2),  # a probe's own, shorter, deadline
+        ]:
+            started = time.monotonic()
+            r = api.call(method, path, body, player.token)
+            spent = time.monotonic() - started
+            assert r.status_code == 503 and r["Retry-After"] == "2", (path, r.content)
+            assert spent <= bound, f"{path} took {spent:.2f} s (over 30 s without the deadline)"
+            if path.startswith("/api/"):
+                assert error_of(r)["code"] == "redis_timeout"
+
+
+def test_the_request_deadline_setting_is_checked() -> None:
+    assert conf.web_settings().request_deadline_s == conf.DEFAULT_REQUEST_DEADLINE_S
+    with override_settings(CAROUD_REQUEST_DEADLINE="0.5"):
+        assert conf.web_settings().request_deadline_s == 0.5
+    for bad in ("soon", "0", "-1", "600"):
+        with (
+            override_settings(CAROUD_REQUEST_DEADLINE=bad),
+            pytest.raises(ImproperlyConfigured, match=r"CAROUD_REQUEST_DEADLINE=.*seconds"),
+        ):
+            conf.web_settings()
 
 
 @pytest.mark.django_db(transaction=True)

@@ -15,10 +15,10 @@ from contextlib import contextmanager
 from urllib.parse import urlsplit, urlunsplit
 
 from redis.backoff import ExponentialWithJitterBackoff
-from redis.retry import Retry
 
 import redis
 from caroud import errors
+from caroud.redis.deadline import BOUNDED, DeadlineRetry
 from caroud.redis.embedded import embedded_url
 from caroud.settings import Settings
 
@@ -57,13 +57,16 @@ def connect(settings: Settings, url: str | None = None) -> Redis:
             decode_responses=True,
             socket_connect_timeout=settings.connect_timeout_s,
             socket_timeout=settings.socket_timeout_s,
-            retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), settings.retries),
+            retry=DeadlineRetry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), settings.retries),
             retry_on_error=[redis.ConnectionError, redis.TimeoutError],
             health_check_interval=settings.health_check_interval_s,
             client_name="caroud",
         )
     except ValueError as e:
         raise errors.ConfigError(f"CAROUD_REDIS_URL={redact_url(url)!r} is not valid: {e}") from e
+    pool = client.connection_pool
+    # calls made inside `deadline(...)` (a web request) wait no longer than it allows
+    pool.connection_class = BOUNDED.get(pool.connection_class, pool.connection_class)
     client.caroud_url = redact_url(url)  # type: ignore[attr-defined]
     return client
 

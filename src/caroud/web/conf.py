@@ -8,6 +8,7 @@ in its settings, or leave it to the environment. The web side adds:
 =========================== ========= ==================================================
 ``CAROUD_TICKET_RATE``      ``10/10`` ticket creations per player: LIMIT/SECONDS
 ``CAROUD_API_MAX_BODY``     ``16384`` bytes of request body the API accepts (else 413)
+``CAROUD_REQUEST_DEADLINE`` ``2.5``   seconds a request may spend on Redis in all (then 503)
 =========================== ========= ==================================================
 
 Anything invalid raises :class:`~django.core.exceptions.ImproperlyConfigured` naming it.
@@ -30,18 +31,22 @@ from caroud.web.ratelimit import Rate
 ENGINE_REDIS = "caroud://engine"
 """A cache ``LOCATION`` meaning "the engine's Redis" (resolved by :mod:`caroud.web.cache`)."""
 
-WEB_ONLY_SETTINGS = frozenset({"CAROUD_TICKET_RATE", "CAROUD_API_MAX_BODY", "CAROUD_METRICS_TOKEN"})
+WEB_ONLY_SETTINGS = frozenset(
+    {"CAROUD_TICKET_RATE", "CAROUD_API_MAX_BODY", "CAROUD_METRICS_TOKEN", "CAROUD_REQUEST_DEADLINE"}
+)
 """Settings read on every use (changing them needs no new engine context)."""
 DEFAULT_TICKET_RATE = "10/10"
 DEFAULT_MAX_BODY = 16 * 1024
+DEFAULT_REQUEST_DEADLINE_S = 2.5
 
 
 @dataclass(frozen=True, slots=True)
 class WebSettings:
-    """What the HTTP layer reads: the ticket rate limit and the body size limit."""
+    """What the HTTP layer reads: the ticket rate limit, the body size limit, the deadline."""
 
     ticket_rate: Rate
     max_body_bytes: int
+    request_deadline_s: float = DEFAULT_REQUEST_DEADLINE_S
 
 
 def _setting(name: str) -> Any:
@@ -65,7 +70,16 @@ def web_settings() -> WebSettings:
         raise ImproperlyConfigured(
             f"CAROUD_API_MAX_BODY={body!r} must be a whole number of bytes, at least 256"
         )
-    return WebSettings(rate, max_body)
+    text = _setting("CAROUD_REQUEST_DEADLINE") or DEFAULT_REQUEST_DEADLINE_S
+    try:
+        deadline = float(text)
+    except (TypeError, ValueError):
+        deadline = 0.0
+    if not 0.1 <= deadline <= 60:
+        raise ImproperlyConfigured(
+            f"CAROUD_REQUEST_DEADLINE={text!r} must be seconds between 0.1 and 60"
+        )
+    return WebSettings(rate, max_body, deadline)
 
 
 def engine_overrides() -> dict[str, str]:

@@ -11,6 +11,7 @@ from ninja.responses import codes_4xx, codes_5xx
 
 from caroud.errors import CaroudError
 from caroud.redis.client import redis_errors
+from caroud.redis.deadline import deadline
 from caroud.web.api.schemas import ErrorOut, HealthOut, QueuesOut
 from caroud.web.apps import get_context
 from caroud.web.errors import with_retry_after
@@ -19,12 +20,16 @@ from caroud.web.services import queue_stats
 router = Router(tags=["public"])
 
 
+READY_REDIS_S = 0.8
+"""How long readiness waits for Redis: a probe must get an answer within a second."""
+
+
 def readiness() -> tuple[bool, dict[str, str]]:
     """Whether Redis and the database both answer, and what each said."""
     checks: dict[str, str] = {}
     try:
         ctx = get_context()
-        with redis_errors(ctx.client):
+        with deadline(READY_REDIS_S), redis_errors(ctx.client):
             ctx.client.ping()
         checks["redis"] = "ok"
     except CaroudError as e:
