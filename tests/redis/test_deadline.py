@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import redis
 from caroud.redis.client import connect
-from caroud.redis.deadline import deadline, remaining
+from caroud.redis.deadline import PROBE_S, budget, deadline, remaining
 from caroud.settings import Settings
 
 
@@ -89,3 +89,23 @@ def test_without_a_deadline_the_socket_timeout_still_applies(paused_valkey: str)
     )
     spent, error = timed(connect(settings).ping)  # the worker and the CLI: no deadline
     assert isinstance(error, redis.TimeoutError) and spent >= 0.3
+
+
+def test_after_a_failure_requests_get_a_short_budget_until_one_succeeds(
+    paused_valkey: str, redis_url: str
+) -> None:
+    healthy = connect(slow_settings(redis_url))
+    with deadline(1):
+        healthy.ping()
+    assert budget(2.5) == 2.5
+    stuck = connect(slow_settings(paused_valkey))
+    with deadline(0.3):
+        assert isinstance(timed(stuck.ping)[1], redis.TimeoutError)
+    assert budget(2.5) == PROBE_S, "Redis is suspect: the next requests only probe it"
+    assert budget(0.1) == 0.1
+    with deadline(1):
+        healthy.ping()
+    assert budget(2.5) == 2.5, "the first success ends the suspicion"
+    healthy.ping()  # outside a deadline (the worker, the CLI) nothing is noted
+    stuck.close()
+    healthy.close()

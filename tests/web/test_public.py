@@ -18,6 +18,7 @@ from django.test import override_settings
 from caroud.context import Context
 from caroud.redis.client import Redis
 from caroud.web import conf
+from caroud.web.wsgi_bridge import ARRIVED
 
 pytestmark = pytest.mark.django_db
 
@@ -109,6 +110,18 @@ def test_a_paused_redis_costs_a_request_its_deadline_not_every_timeout(
             assert spent <= bound, f"{path} took {spent:.2f} s (over 30 s without the deadline)"
             if path.startswith("/api/"):
                 assert error_of(r)["code"] == "redis_timeout"
+
+
+def test_a_request_that_waited_for_a_thread_has_less_deadline_left(
+    api: Any, paused_valkey: str, error_of: Any
+) -> None:
+    """The deadline counts from arrival (stamped by the ASGI bridge), not from the view."""
+    with override_settings(CAROUD_REDIS_URL=paused_valkey, CAROUD_REQUEST_DEADLINE=2):
+        started = time.monotonic()
+        r = api.get("/api/v1/queues", **{ARRIVED: time.monotonic() - 5})
+        spent = time.monotonic() - started
+    assert r.status_code == 503 and error_of(r)["code"] == "redis_timeout"
+    assert spent < 0.5, f"it had no time left, yet took {spent:.2f} s"
 
 
 def test_the_request_deadline_setting_is_checked() -> None:

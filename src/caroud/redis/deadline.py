@@ -24,6 +24,7 @@ from contextvars import ContextVar
 from typing import Any, TypeVar
 
 from redis.connection import Connection, SSLConnection, UnixDomainSocketConnection
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
@@ -33,6 +34,34 @@ _deadline: ContextVar[float | None] = ContextVar("caroud_redis_deadline", defaul
 
 MIN_WAIT_S = 0.01
 """Less time than this left is no time: the call fails instead of racing the clock."""
+SUSPECT_S = 1.0
+"""How long after a Redis call timed out or failed inside a deadline Redis is suspect."""
+PROBE_S = 0.25
+"""The budget of a request while Redis is suspect (:func:`budget`)."""
+
+_suspect_until = 0.0
+
+
+def budget(seconds: float) -> float:
+    """The deadline to give a request that may take ``seconds``: shorter while Redis is suspect.
+
+    While Redis is paused every request waits out its whole deadline, and requests
+    arriving meanwhile queue for the server's threads behind them. Once a call inside
+    a deadline has failed, the next requests (for :data:`SUSPECT_S`, renewed by each
+    failure; ended by the first success) get only :data:`PROBE_S`: each still tries
+    Redis, so the first to find it back ends the suspicion, but none holds a thread
+    for long.
+    """
+    return min(seconds, PROBE_S) if time.monotonic() < _suspect_until else seconds
+
+
+def _note(ok: bool) -> None:
+    global _suspect_until  # noqa: PLW0603 - one flag for the process, as the pool is
+    if ok:
+        if _suspect_until:
+            _suspect_until = 0.0
+    else:
+        _suspect_until = time.monotonic() + SUSPECT_S
 
 
 @contextmanager
@@ -106,10 +135,18 @@ class _Bounded:
 
     def read_response(self, *args: Any, **kwargs: Any) -> Any:
         left = _check()
-        if left is not None and kwargs.get("timeout") is None:
+        if left is None:
+            return super().read_response(*args, **kwargs)  # type: ignore[misc]
+        if kwargs.get("timeout") is None:
             configured = self.socket_timeout
             kwargs["timeout"] = left if configured is None else min(configured, left)
-        return super().read_response(*args, **kwargs)  # type: ignore[misc]
+        try:
+            reply = super().read_response(*args, **kwargs)  # type: ignore[misc]
+        except (RedisTimeoutError, RedisConnectionError):
+            _note(ok=False)
+            raise
+        _note(ok=True)
+        return reply
 
     def connect(self) -> None:
         left = _check()
@@ -120,6 +157,9 @@ class _Bounded:
         self.socket_connect_timeout = left if configured is None else min(configured, left)
         try:
             super().connect()  # type: ignore[misc]
+        except (RedisTimeoutError, RedisConnectionError):
+            _note(ok=False)
+            raise
         finally:
             self.socket_connect_timeout = configured
 

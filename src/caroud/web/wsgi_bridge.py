@@ -21,6 +21,7 @@ import asyncio
 import json
 import sys
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from tempfile import SpooledTemporaryFile
@@ -33,6 +34,9 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[..., Awaitable[None]]
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
+ARRIVED = "caroud.arrived"
+"""The environ key of when the request arrived (``time.monotonic()``), before any queueing
+for a thread: its deadline counts from then (:mod:`caroud.web.middleware`)."""
 SPOOL_BYTES = 64 * 1024
 MAX_BODY_BYTES = 1024 * 1024
 """Bodies past this are refused (413) while still arriving: the API takes at most 16 KiB."""
@@ -135,6 +139,7 @@ class WsgiBridge:
         if scope["type"] != "http" or not scope["path"].startswith(self.prefixes):
             await self.asgi_app(scope, receive, send)
             return
+        arrived = time.monotonic()
         with SpooledTemporaryFile(max_size=SPOOL_BYTES) as body:
             while True:
                 message = await receive()
@@ -149,6 +154,7 @@ class WsgiBridge:
             length = body.tell()
             body.seek(0)
             environ = wsgi_environ(scope, body, length)
+            environ[ARRIVED] = arrived
             loop = asyncio.get_running_loop()
             status, headers, content = await loop.run_in_executor(
                 self.executor, run_wsgi, self.wsgi_app, environ
