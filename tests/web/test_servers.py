@@ -5,10 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from caroud.context import Context
 from caroud.matchmaking.models import MatchStatus
 from caroud.servers.pool import MAX_STRIKES
+from caroud.web.api.servers import router
 from caroud.web.models import GameServer, MatchRecord
 from caroud.web.services import create_server_key
 
@@ -115,6 +118,67 @@ def start_a_match(api: Any, make_player: Any, run_worker: Any, ctx: Context) -> 
     match_id = ctx.matchmaking.get(ticket["id"]).match_id
     assert match_id is not None
     return match_id
+
+
+MATCH_ROUTES: dict[str, Any] = {
+    "/matches/{match_id}/started": None,
+    "/matches/{match_id}/result": {"winner": 0},
+}
+"""Every route a server key calls on a match, with a valid body for it."""
+
+
+def refusal(
+    api: Any, key: str, route: str, match_id: str
+) -> tuple[int, dict[str, str], bytes, int]:
+    """Status, headers and body of ``key``'s call (the id in the body replaced by ``<id>``),
+    and how many database queries it made."""
+    path = "/api/v1" + route.replace("{match_id}", match_id)
+    with CaptureQueriesContext(connection) as queries:
+        r = api.post(path, MATCH_ROUTES[route], key)
+    assert f"match {match_id!r}" in r.json()["error"]["message"], "it names the id sent"
+    body = r.content.replace(match_id.encode(), b"<id>")
+    return r.status_code, dict(r.items()), body, len(queries)
+
+
+def test_another_keys_match_answers_exactly_like_an_unknown_one(
+    api: Any, server_key: str, make_player: Any, run_worker: Any, ctx: Context
+) -> None:
+    routes = {path for path in router.path_operations if path.startswith("/matches/")}
+    assert routes == set(MATCH_ROUTES), "a new match route: add it (and its body) above"
+    ready_server(api, server_key, capacity=1)
+    placed = start_a_match(api, make_player, run_worker, ctx)
+    # the only slot is taken: the next match waits for a server (it has none yet)
+    api.post("/api/v1/tickets", {"queue": "ranked-1v1"}, make_player().token)
+    api.post("/api/v1/tickets", {"queue": "ranked-1v1"}, make_player().token)
+    report = run_worker()
+    assert (report.matches, report.assigned) == (1, 0)
+    (waiting,) = [p.match.id for p in ctx.matches.pending("ranked-1v1")]
+    assert ctx.matches.get(waiting).server is None
+    intruder = create_server_key("intruder").token
+
+    for route in MATCH_ROUTES:
+        for match_id in (placed, waiting):
+            # an unknown id of the same length, so that even Content-Length must agree
+            unknown = refusal(api, intruder, route, "x" * len(match_id))
+            assert unknown[0] == 404 and b'"code": "not_found"' in unknown[2], unknown
+            assert refusal(api, intruder, route, match_id) == unknown, (route, match_id)
+    assert ctx.matches.get(placed).status is MatchStatus.ASSIGNED, "the intruder changed nothing"
+
+
+def test_another_keys_server_answers_exactly_like_an_unknown_one(api: Any, server_key: str) -> None:
+    server = ready_server(api, server_key)["id"]
+    intruder = create_server_key("intruder").token
+    unknown = "x" * len(server)
+    for method, path, body in [
+        ("post", SERVERS + "/{}/heartbeat", {}),
+        ("delete", SERVERS + "/{}", None),
+    ]:
+        answers = [api.call(method, path.format(i), body, intruder) for i in (server, unknown)]
+        assert [a.status_code for a in answers] == [404, 404]
+        assert dict(answers[0].items()) == dict(answers[1].items()), path
+        assert answers[0].content.replace(server.encode(), b"<id>") == answers[1].content.replace(
+            unknown.encode(), b"<id>"
+        ), path
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,10 @@ A player is in at most one party. A party is only ever seen by its members: to
 anyone else it does not exist (404), except that joining needs its id and code.
 Leaving hands the lead to the longest-standing member; the last one out ends it.
 A ticket already queued is not changed by later joins or leaves.
+
+Two requests may race past the "already in a party" check (the same player creating
+two parties, or joining two, at once); the one-party-per-player constraint then
+refuses the second, whose transaction is rolled back and answered as the same 409.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from caroud.errors import ConflictError, NotFoundError
 from caroud.matchmaking.queues import QueueRegistry
@@ -49,14 +53,32 @@ def _current_party(player: Player) -> Party | None:
     return member.party if member is not None else None
 
 
+def _already_in(party: Party) -> ConflictError:
+    return ConflictError(f"you are in party {party.public_id!r} already: leave it first")
+
+
+def _raced(player: Player) -> ConflictError:
+    """The refusal for a write the database's constraints turned down (the transaction
+    rolled back): another request of ``player`` changed its party at the same time."""
+    current = _current_party(player)
+    if current is not None:
+        return _already_in(current)
+    return ConflictError(
+        "another request changed your party at the same time and this one was undone: try again"
+    )
+
+
 def create_party(player: Player) -> Party:
     """A new party led by ``player``; :class:`ConflictError` if already in one."""
-    with transaction.atomic():
-        current = _current_party(player)
-        if current is not None:
-            raise ConflictError(f"you are in party {current.public_id!r} already: leave it first")
-        party = Party.objects.create(leader=player)
-        PartyMember.objects.create(party=party, player=player)
+    try:
+        with transaction.atomic():
+            current = _current_party(player)
+            if current is not None:
+                raise _already_in(current)
+            party = Party.objects.create(leader=player)
+            PartyMember.objects.create(party=party, player=player)
+    except IntegrityError as e:
+        raise _raced(player) from e
     return party
 
 
@@ -80,6 +102,15 @@ def join_party(player: Player, party_id: str, invite_code: str, max_size: int) -
     invite code, :class:`ConflictError` if in another party or the party is full.
     """
     check_id("party_id", party_id)
+    try:
+        return _add_member(player, party_id, invite_code, max_size)
+    except IntegrityError as e:
+        raise _raced(player) from e
+
+
+def _add_member(player: Player, party_id: str, invite_code: str, max_size: int) -> Party:
+    # The party's row lock serialises joins and leaves of one party (its last seat);
+    # joins of one player to two parties meet at the one-party-per-player constraint.
     with transaction.atomic():
         party = Party.objects.select_for_update().filter(public_id=party_id).first()
         if party is None:
@@ -90,7 +121,7 @@ def join_party(player: Player, party_id: str, invite_code: str, max_size: int) -
         if current is not None and current.pk == party.pk:
             return party
         if current is not None:
-            raise ConflictError(f"you are in party {current.public_id!r} already: leave it first")
+            raise _already_in(current)
         if party.members.count() >= max_size:
             raise ConflictError(
                 f"party {party_id!r} is full: no queue takes parties larger than {max_size}"

@@ -85,15 +85,31 @@ def deregister(ctx: Context, key: ServerKey, server_id: str) -> int:
     return settled.requeued_matches + settled.interrupted
 
 
+def _not_yours(match_id: str) -> NotFoundError:
+    return NotFoundError(
+        f"match {match_id!r} is not on any of this key's servers (or does not exist, or has"
+        " expired): send the id of a match placed on a server this key registered"
+    )
+
+
 def owned_match(ctx: Context, key: ServerKey, match_id: str) -> Match:
-    """The match if it was placed on one of ``key``'s servers; :class:`NotFoundError` if not."""
+    """The match if it was placed on one of ``key``'s servers; :class:`NotFoundError` if not.
+
+    An unknown match and another key's match get the same refusal, after the same
+    Redis read and database query: a key cannot probe which match ids are live.
+    """
     check_id("match_id", match_id)
-    match = ctx.matches.get(match_id)
-    if (
-        match.server is None
-        or not GameServer.objects.filter(server_id=match.server.server_id, key=key).exists()
-    ):
-        raise NotFoundError(f"match {match_id!r} is not on any of this key's servers")
+    try:
+        match: Match | None = ctx.matches.get(match_id)
+    except NotFoundError:
+        match = None
+    server = match.server if match is not None else None
+    # No server id is empty: for a missing match the query runs, and finds nothing.
+    owns = GameServer.objects.filter(
+        server_id=server.server_id if server is not None else "", key=key
+    ).exists()
+    if match is None or server is None or not owns:
+        raise _not_yours(match_id)
     return match
 
 
