@@ -376,6 +376,33 @@ def bench_api(
         print_api_table(result)
 
 
+@app.command()
+def chaos(
+    duration: Annotated[
+        float, typer.Option(help="seconds of faults (whole cycles of about 90 s; at least one)")
+    ] = 90.0,
+    as_json: Annotated[bool, typer.Option("--json", help="the report as JSON")] = False,
+    keep: Annotated[
+        Path | None, typer.Option(help="keep the run's folder (logs, AOF, database) here")
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "warning",
+) -> None:
+    """The fault suite: the backend as real processes, faults injected, an independent audit.
+
+    Exit code 0 when every figure is at its target, 1 otherwise.
+    """
+    from caroud.chaos.render import print_report
+    from caroud.chaos.run import ChaosOptions, run_chaos
+
+    configure_logging(log_level)
+    report = run_chaos(ChaosOptions(duration_s=duration, keep=keep))
+    if as_json:
+        _print_json(report.as_json())
+    else:
+        print_report(report)
+    raise typer.Exit(0 if report.ok else 1)
+
+
 def main() -> None:
     """Entry point: Caroud errors become one red line and exit code 1, never a traceback."""
     try:
