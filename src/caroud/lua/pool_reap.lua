@@ -5,6 +5,13 @@
 -- ARGV[4]  at most this many expired allocations (and tombstones) per call
 -- ARGV[5]  how long ended allocations are kept, in ms
 -- ARGV[6]  strikes that bench a server          ARGV[7]  events stream max length
+-- ARGV[8]  "1": excuse the servers first (the caller could not reach Redis for a while)
+-- ARGV[9]  a server's health budget (ms)         ARGV[10] a start's deadline (ms)
+--
+-- Excused, every health deadline is first moved to at least now + ARGV[9] and every
+-- pending start to at least now + ARGV[10]: while Redis was away no server could
+-- heartbeat or confirm a start, so none is judged late for it (a server that really
+-- died is removed one budget later).
 --
 -- A server is unhealthy once its health deadline has passed; its running allocations end
 -- as "lost". An allocation still unconfirmed past its start deadline ends as "expired",
@@ -19,6 +26,17 @@
 local server_limit, alloc_limit = tonumber(ARGV[3]), tonumber(ARGV[4])
 local strike_limit, maxlen = tonumber(ARGV[6]), ARGV[7]
 local benched = {}
+
+if ARGV[8] == '1' then
+  local healthy, starts = NOW + tonumber(ARGV[9]), NOW + tonumber(ARGV[10])
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', HB, '-inf', '(' .. healthy)) do
+    redis.call('ZADD', HB, 'XX', healthy, id)
+  end
+  for _, match in ipairs(redis.call('ZRANGEBYSCORE', PENDING, '-inf', '(' .. starts)) do
+    redis.call('ZADD', PENDING, 'XX', starts, match)
+  end
+  redis.call('HINCRBY', STATS, 'excused', 1)
+end
 
 -- one more expired start on the server; bench it at the limit (if it is still ready)
 local function strike(id, match)

@@ -156,7 +156,7 @@ class Assigner:
             report.requeued_tickets += count
             log.info("match requeued", extra={"match_id": match.id, "why": why, "tickets": count})
 
-    def reap(self, now: float | None = None) -> AssignReport:
+    def reap(self, now: float | None = None, *, excuse: bool = False) -> AssignReport:
         """Reap the pool; requeue matches that had not started on lost or expired slots.
 
         A match on a server that died before it started goes back to the queue (its
@@ -164,9 +164,10 @@ class Assigner:
         whose server never confirmed the start is placed again on another server, or
         requeued after :data:`MAX_PLACEMENTS` failed placements. That server got a
         strike (the pool benches it after a few: see the pool's ``MAX_STRIKES``).
+        ``excuse``: Redis was out of reach, see :meth:`ServerPool.reap`.
         """
         report = AssignReport()
-        reaped = self.pool.reap(now=now)
+        reaped = self.pool.reap(now=now, excuse=excuse)
         for server_id in reaped.benched:
             log.warning("game server benched: it let starts expire", extra={"server_id": server_id})
         for lost in reaped.lost_servers:

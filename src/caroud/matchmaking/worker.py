@@ -85,6 +85,9 @@ class Worker:
         self.assigner = assigner
         self.reap_every_s = reap_every_s
         self._reaped_at = 0.0
+        self._excuse = False
+        """Set by a failed cycle: the next reap excuses the servers (they could not reach
+        Redis either, see :meth:`caroud.servers.pool.ServerPool.reap`)."""
         settings = store.settings
         self.tick_s = tick_s if tick_s is not None else settings.worker_tick_s
         self.lease_ttl_s = lease_ttl_s if lease_ttl_s is not None else settings.lease_ttl_s
@@ -197,7 +200,8 @@ class Worker:
         if self.assigner is None or now - self._reaped_at < self.reap_every_s:
             return
         self._reaped_at = now
-        done = self.assigner.reap(now=now)
+        done = self.assigner.reap(now=now, excuse=self._excuse)
+        self._excuse = False
         report.requeued_tickets += done.requeued_tickets
         report.interrupted += done.interrupted
 
@@ -272,6 +276,7 @@ class Worker:
                     outage.ok()
                 except CaroudError as e:
                     self.totals.errors += 1
+                    self._excuse = True
                     if self.metrics is not None:
                         self.metrics.observe_error()
                     self.views.clear()  # reload from Redis once it is back

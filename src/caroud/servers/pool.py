@@ -435,7 +435,7 @@ class ServerPool:
 
     # -- health ---------------------------------------------------------------------------
 
-    def reap(self, now: float | None = None) -> ReapReport:
+    def reap(self, now: float | None = None, *, excuse: bool = False) -> ReapReport:
         """Remove unhealthy servers and free unconfirmed slots; what was removed.
 
         A server is unhealthy once ``heartbeat_interval_s * missed_heartbeats`` passed
@@ -444,15 +444,27 @@ class ServerPool:
         start deadline end ``expired`` and give their server a strike (it is benched
         at :data:`MAX_STRIKES`: see there). Run it about every heartbeat interval; each script
         call is bounded, and this method calls again until nothing is left.
+
+        ``excuse``: the caller could not reach Redis for a while (a pause, a restart, a
+        failover), and neither could the servers: every server first gets a whole health
+        budget from now, and every pending start a whole start deadline, so that the
+        outage does not remove or strike them all the moment it ends.
         """
         lost: list[LostServer] = []
         expired: list[Allocation] = []
         benched: list[str] = []
         retention_ms = self.settings.ended_ttl_s * 1000
         maxlen = self.settings.events_maxlen
+        settings = self.settings
+        budget_ms = round(settings.heartbeat_interval_s * settings.missed_heartbeats * 1000)
+        start_ms = round(self.settings.start_deadline_s * 1000)
+        excused = "1" if excuse else "0"
         while True:
             limits = (REAP_SERVERS, REAP_ALLOCATIONS, retention_ms, MAX_STRIKES, maxlen)
-            more, servers, matches, newly_benched = self._run(self.scripts.reap, now, *limits)
+            excusing = (excused, budget_ms, start_ms)
+            excused = "0"  # once, before the first call
+            reply = self._run(self.scripts.reap, now, *limits, *excusing)
+            more, servers, matches, newly_benched = reply
             for sid, record, deadline, held in servers:
                 server = decode_server(sid, record, deadline)
                 if server is not None:
