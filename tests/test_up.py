@@ -5,6 +5,9 @@ port; players and a server key from the ``caroud`` command line; a 1v1 and a 5v5
 with two parties, through server assignment (pushed over the WebSocket with the
 server's address), the start, the result and the Elo change; then SIGINT, and the
 whole tree must be gone. Every process it started is killed even if the test fails.
+No player token may appear in anything it printed, though browsers' WebSockets send
+theirs in the query string. Also the README's production command, uvicorn with the
+shipped logging configuration, must log request paths without their tokens.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from typing import Any
 import httpx
 import pytest
 from websockets.sync.client import ClientConnection, connect
+
+from caroud.web.up import stop_process, wait_ready
 
 pytestmark = pytest.mark.slow
 
@@ -78,6 +83,7 @@ class Backend:
     proc: subprocess.Popen[str]
     env: dict[str, str]
     base: str
+    log: Path
     lines: list[str] = field(default_factory=list)
     seen: set[int] = field(default_factory=set)
 
@@ -125,7 +131,7 @@ def backend(tmp_path: Path) -> Iterator[Backend]:
         text=True,
         start_new_session=True,
     )
-    b = Backend(proc, env, f"http://127.0.0.1:{port}")
+    b = Backend(proc, env, f"http://127.0.0.1:{port}", tmp_path / "caroud-up.log")
 
     def read() -> None:
         assert proc.stdout is not None
@@ -295,3 +301,69 @@ def test_caroud_up_plays_a_1v1_and_a_5v5_with_parties_then_stops_cleanly(
     while time.monotonic() < deadline and any(alive(pid) for pid in backend.seen):
         time.sleep(0.1)
     assert not [pid for pid in backend.seen if alive(pid)], "no process left behind"
+
+    # -- its output: request paths at --log-level info, never a token ----------------------
+    printed = "\n".join(backend.lines) + "\n" + backend.log.read_text()
+    for account in accounts.values():
+        assert secret_of(account["token"]) not in printed, "a player token was logged"
+    assert secret_of(key) not in printed, "the server key was logged"
+    assert '"WebSocket /ws/matchmaking?token=***" [accepted]' in printed
+    assert '"POST /api/v1/tickets HTTP/1.1" 201' in printed, "the access log is on"
+
+
+def secret_of(token: str) -> str:
+    """The random part of a token (what a leak would show, whatever hid its prefix)."""
+    return token.split("_", 1)[1]
+
+
+def test_readme_uvicorn_command_logs_paths_without_tokens(tmp_path: Path, redis_url: str) -> None:
+    """``uvicorn caroud.project.asgi:application --log-config FILE`` (README), 2 workers."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("CAROUD_", "DJANGO_")) and k != "DATABASE_URL"
+    }
+    env |= {
+        "CAROUD_DATA_DIR": str(tmp_path / "data"),
+        "CAROUD_REDIS_URL": redis_url,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'caroud.sqlite3'}",
+        "SECRET_KEY": "uvicorn-tests-only",
+    }
+    created = subprocess.run(
+        [CAROUD, "player", "create", "alice"], env=env, capture_output=True, text=True, check=True
+    )
+    token = json.loads(created.stdout)["token"]
+    written = subprocess.run(
+        [sys.executable, "-m", "caroud.web.accesslog", str(tmp_path / "uvicorn-log.json")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    port = free_port()
+    base, ws_base = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/ws/matchmaking"
+    command = [sys.executable, "-m", "uvicorn", "caroud.project.asgi:application"]
+    command += ["--port", str(port), "--workers", "2", "--lifespan", "off"]
+    command += ["--log-config", written.stdout.strip(), "--log-level", "debug"]  # info and more
+    with open(tmp_path / "uvicorn.out", "w") as out:
+        proc = subprocess.Popen(
+            command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            wait_ready(f"{base}/healthz", proc)
+            assert httpx.get(f"{base}/healthz?token={token}&probe=1").status_code == 200
+            assert httpx.get(f"{base}/missing/{token}").status_code == 404
+            with connect(f"{ws_base}?token={token}") as ws:  # as a browser
+                assert json.loads(ws.recv(timeout=TIMEOUT_S))["event"] == "current"
+            with connect(ws_base, additional_headers={"Authorization": f"Bearer {token}"}) as ws:
+                assert json.loads(ws.recv(timeout=TIMEOUT_S))["event"] == "current"
+        finally:
+            code = stop_process(proc)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+    printed = (tmp_path / "uvicorn.out").read_text()
+    assert code == 0, printed
+    assert secret_of(token) not in printed, "the player token was logged"
+    assert '"GET /healthz?token=***&probe=1 HTTP/1.1" 200' in printed, "the path is logged"
+    assert '"WebSocket /ws/matchmaking?token=***" [accepted]' in printed
+    assert '"GET /missing/cpt_*** HTTP/1.1" 404' in printed, "a token in the path too"
+    assert "< authorization: ***" in printed.lower(), "debug lines list headers: hidden"

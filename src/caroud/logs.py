@@ -22,6 +22,8 @@ _KEY_VALUE = re.compile(
     r"(?i)(?<![a-z])((?:auth[_-]?)?(?:password|passwd|pwd|token|secret|requirepass))"
     r"(\s*[=:]\s*)(?:\"[^\"]*\"|'[^']*'|(?!\*\*\*)[^\s'\"&,;]+)"
 )
+_CAROUD_TOKEN = re.compile(r"(?<![A-Za-z0-9])(c(?:pt|sk)_)[A-Za-z0-9_-]+")
+"""A player token or a server key (the prefixes of :mod:`caroud.web.auth`), bare or in a URL."""
 _AUTH_COMMAND = re.compile(r"""(?i)(['"]AUTH['"]\s*,\s*)(?:(['"])[^'"]*\2\s*,\s*)?(['"])[^'"]*\3""")
 _SECRET_FIELD = re.compile(
     r"(?i)(password|passwd|pwd|requirepass|token|secret|auth|credential|^pass$|_pass$)"
@@ -29,9 +31,10 @@ _SECRET_FIELD = re.compile(
 
 
 def redact(text: str) -> str:
-    """``text`` with secrets replaced by ``***``: URL passwords, ``token=`` key-values, AUTH."""
+    """``text`` with secrets as ``***``: URL passwords, ``token=`` values, Caroud tokens, AUTH."""
     text = _SECRET.sub(r"\1***@", text)
     text = _KEY_VALUE.sub(r"\1\2***", text)
+    text = _CAROUD_TOKEN.sub(r"\1***", text)
     return _AUTH_COMMAND.sub(r"\1'***'", text)
 
 

@@ -5,7 +5,8 @@ What runs, and where::
     caroud up (this process: supervisor)
     ├── valkey keeper   (only with no CAROUD_REDIS_URL) its own session, so a Ctrl-C at the
     │   └── valkey-server    terminal leaves Redis up until everything else has stopped
-    ├── uvicorn         caroud.project.asgi:application, N worker processes (--workers)
+    ├── uvicorn         caroud.project.asgi:application, N worker processes (--workers),
+    │                   logging at --log-level with tokens redacted (caroud.web.accesslog)
     └── threads here    the matchmaker worker (with server assignment), the WebSocket
                         relay, the results applier, and with --demo the simulated
                         players and game servers (on the public HTTP API and WebSocket)
@@ -44,6 +45,8 @@ log = logging.getLogger("caroud.up")
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
 DEFAULT_DEMO_PLAYERS = 26
+UVICORN_LOG_CONFIG = "uvicorn-logging.json"
+"""In the data directory: uvicorn's logging with the token filter, rewritten at each start."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,8 +119,25 @@ def stop_process(proc: subprocess.Popen[Any], close_stdin: bool = False) -> int 
 # -- the web server ---------------------------------------------------------------------------
 
 
-def uvicorn_command(options: UpOptions, app: str = "caroud.project.asgi:application") -> list[str]:
-    return [
+ACCESS_LOG_LEVELS = frozenset({"info", "debug", "trace"})
+"""uvicorn writes its access lines at INFO: below these levels they are never printed."""
+
+
+def uvicorn_command(
+    options: UpOptions,
+    app: str = "caroud.project.asgi:application",
+    log_config: Path | None = None,
+) -> list[str]:
+    """uvicorn's command line for ``options``.
+
+    With ``log_config`` (:func:`caroud.web.accesslog.write_log_config`: tokens redacted)
+    uvicorn logs at ``options.log_level``, access lines included from ``info`` down;
+    without it, only warnings and no access log: a request line (and at ``info`` a
+    WebSocket handshake line) would carry the ``?token=`` of a browser's WebSocket.
+    """
+    level = options.log_level.lower() if log_config is not None else "warning"
+    level = {"warn": "warning", "fatal": "critical"}.get(level, level)  # logging's aliases
+    command = [
         sys.executable,
         "-m",
         "uvicorn",
@@ -130,10 +150,22 @@ def uvicorn_command(options: UpOptions, app: str = "caroud.project.asgi:applicat
         str(options.workers),
         "--lifespan",
         "off",  # Django has no lifespan handler
-        "--no-access-log",  # access lines would carry ?token= of browser WebSockets
         "--log-level",
-        "warning",
+        level,
     ]
+    if log_config is not None:
+        command += ["--log-config", str(log_config)]
+    if level not in ACCESS_LOG_LEVELS:
+        command.append("--no-access-log")  # nothing printed: skip even building the lines
+    return command
+
+
+def uvicorn_log_config(data_dir: Path) -> Path:
+    """Write uvicorn's logging configuration (tokens redacted) in ``data_dir``; its path."""
+    from caroud.private import private_dir
+    from caroud.web.accesslog import write_log_config
+
+    return write_log_config(private_dir(data_dir) / UVICORN_LOG_CONFIG)
 
 
 def wait_ready(url: str, proc: subprocess.Popen[Any], timeout_s: float = READY_TIMEOUT_S) -> None:
@@ -282,7 +314,8 @@ def up(options: UpOptions, out: TextIO = sys.stdout) -> int:
             applied = migrate()
             configure_logging(options.log_level)  # again: Django's LOGGING replaced it
             env = {**os.environ, "CAROUD_REDIS_URL": os.environ.get("CAROUD_REDIS_URL", "")}
-            sup.web = subprocess.Popen(uvicorn_command(options), env=env)
+            log_config = uvicorn_log_config(settings.data_dir)
+            sup.web = subprocess.Popen(uvicorn_command(options, log_config=log_config), env=env)
             wait_ready(options.base_url + "/healthz", sup.web)
             sup.parts = start_parts(options, stop, out)
             _say(out, banner(options, applied))

@@ -29,7 +29,11 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
 
 @require_safe
 def dashboard_data_view(request: HttpRequest) -> JsonResponse:
-    """The figures as JSON; Redis unreachable answers the API's error shape (503)."""
+    """The figures as JSON; Redis unreachable answers the API's error shape (503).
+
+    A 503, not figures: nothing can be read, and a monitor must see a failure. The page
+    turns the error's code (``redis_*``) into its first alarm, *Redis down*.
+    """
     try:
         data = dashboard_state().snapshot(get_context())
     except CaroudError as e:

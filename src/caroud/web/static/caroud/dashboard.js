@@ -10,6 +10,7 @@
   const COLORS = ["#58a6ff", "#3fb950", "#d29922", "#a371f7", "#f778ba", "#39c5cf", "#ff7b72"];
   let refreshes = 0;
   let lastOk = 0;
+  let lastAlarms = [];  // the last known alarms: shown as unknown while there is no data
   const colorOf = new Map();
 
   function el(tag, props, ...children) {
@@ -66,29 +67,30 @@
 
   // -- sections --------------------------------------------------------------------------
 
+  // data null: no figures (Redis down): every figure reads "–", the header keeps its shape
   function renderSummary(data) {
-    const waiting = data.queues.reduce((n, q) => n + q.waiting, 0);
-    const r = data.redis;
+    const r = data ? data.redis : {};
     const items = [
-      ["Waiting", num(waiting), "sum-waiting"],
-      ["Slots used", num(data.pool.used) + " / " + num(data.pool.capacity), "sum-slots"],
-      ["Servers", num(data.pool.servers), "sum-servers"],
-      ["Workers", num(data.workers), "sum-workers"],
-      ["Redis memory", bytes(r.memory_used_bytes) +
+      ["Waiting", data && num(data.queues.reduce((n, q) => n + q.waiting, 0)), "sum-waiting"],
+      ["Slots used", data && num(data.pool.used) + " / " + num(data.pool.capacity), "sum-slots"],
+      ["Servers", data && num(data.pool.servers), "sum-servers"],
+      ["Workers", data && num(data.workers), "sum-workers"],
+      ["Redis memory", data && bytes(r.memory_used_bytes) +
         (r.memory_percent === null ? "" : " · " + num(r.memory_percent, 1) + " %"), "sum-memory"],
-      ["Ops/s", num(r.ops_per_s), "sum-ops"],
-      ["Latency", r.latency_ms === null ? "–" : num(r.latency_ms, 3) + " ms", "sum-latency"],
-      ["Clients", num(r.connections), "sum-clients"],
+      ["Ops/s", data && num(r.ops_per_s), "sum-ops"],
+      ["Latency", data && r.latency_ms !== null ? num(r.latency_ms, 3) + " ms" : "–", "sum-latency"],
+      ["Clients", data && num(r.connections), "sum-clients"],
     ];
     document.getElementById("summary").replaceChildren(...items.map(([label, value, id]) =>
-      el("div", {}, el("dt", {}, label), el("dd", {id: id}, value))));
+      el("div", {}, el("dt", {}, label), el("dd", {id: id}, value || "–"))));
   }
 
   function renderAlarms(alarms) {
     const firing = alarms.filter((a) => a.firing);
     const list = document.getElementById("alarms");
     const items = firing.map((a) =>
-      el("li", {class: "firing", "data-alarm": a.name}, el("b", {}, a.label), " — " + a.message));
+      el("li", {class: "firing" + (a.critical ? " critical" : ""), "data-alarm": a.name},
+        el("b", {}, a.label), " — " + a.message));
     if (!firing.length) {
       items.push(el("li", {class: "clear", "data-alarm": "none"}, "No alarm firing"));
     }
@@ -184,7 +186,27 @@
       "no game server registered");
   }
 
+  // What a failed refresh means, first among the alarms: the data view answers 503 with
+  // the API's error (code redis_*) when Redis is down; no answer at all is no data. The
+  // other alarms become unknown: nothing is known about the worker or the pool meanwhile.
+  function renderFailure(failure) {
+    const redis = failure.code.startsWith("redis");
+    const first = {
+      name: redis ? "redis" : "data",
+      label: redis ? "Redis down" : "No data",
+      firing: true,
+      critical: true,
+      message: failure.message,
+    };
+    const unknown = lastAlarms.map((a) =>
+      ({name: a.name, label: a.label, firing: false, value: null, message: "unknown: no data"}));
+    renderSummary(null);
+    renderAlarms([first, ...unknown]);
+    return first.label;
+  }
+
   function render(data) {
+    lastAlarms = data.alarms;
     renderQueues(data.queues);
     renderSummary(data);
     renderAlarms(data.alarms);
@@ -198,24 +220,46 @@
   function setStatus(ok, text) {
     const status = document.getElementById("status");
     status.className = "status " + (ok ? "live" : "error");
+    status.title = text;
     document.getElementById("status-text").textContent = text;
     body.classList.toggle("stale", !ok);
   }
 
+  // {data} on success, else {failure: {code, message}} (the API's error shape when it has one)
+  async function fetchData() {
+    let response;
+    try {
+      response = await fetch(url, {cache: "no-store", headers: {Accept: "application/json"}});
+    } catch (error) {
+      return {failure: {code: "unreachable", message: "the dashboard's server did not answer (" +
+        String(error.message || error) + ")"}};
+    }
+    const answer = await response.json().catch(() => null);
+    if (response.ok && answer) return {data: answer};
+    if (answer && answer.error) {
+      return {failure: {code: answer.error.code || "", message: answer.error.message}};
+    }
+    return {failure: {code: "http", message: "HTTP " + response.status + " from " + url}};
+  }
+
   async function refresh() {
     try {
-      const response = await fetch(url, {cache: "no-store", headers: {Accept: "application/json"}});
-      const data = await response.json();
-      if (!response.ok) throw new Error(data.error ? data.error.message : "HTTP " + response.status);
+      const {data, failure} = await fetchData();
+      if (failure) {
+        const what = renderFailure(failure);
+        const since = lastOk ? " · last update " + Math.round((Date.now() - lastOk) / 1000) + " s ago" : "";
+        setStatus(false, what + since);
+        return;
+      }
       render(data);
       refreshes += 1;
       lastOk = Date.now();
       body.dataset.refreshes = String(refreshes);
       setStatus(true, "live · " + new Date(data.server_time * 1000).toISOString().slice(11, 19) + " UTC");
-    } catch (error) {
-      const since = lastOk ? " (last update " + Math.round((Date.now() - lastOk) / 1000) + " s ago)" : "";
-      setStatus(false, String(error.message || error) + since);
+    } catch (error) {  // a bug of this page: say so rather than stop refreshing
+      setStatus(false, "page error: " + String(error.message || error));
     } finally {
+      body.dataset.attempts = String(Number(body.dataset.attempts || 0) + 1);
       setTimeout(refresh, every);
     }
   }
