@@ -94,3 +94,18 @@ def configure_logging(level: str = "info", json_lines: bool | None = None) -> No
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     root.propagate = False
+
+
+class DropStatus(logging.Filter):
+    """Drop Django's ``"Service Unavailable: /path"`` record of every 503 response.
+
+    A 503 is an outage, and the code that met it logs the outage once (and its end),
+    not once per request: see :mod:`caroud.outage`. Other statuses pass.
+    """
+
+    def __init__(self, status: int = 503) -> None:
+        super().__init__()
+        self.status = status
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return getattr(record, "status_code", None) != self.status

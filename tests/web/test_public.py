@@ -124,6 +124,22 @@ def test_a_request_that_waited_for_a_thread_has_less_deadline_left(
     assert spent < 0.5, f"it had no time left, yet took {spent:.2f} s"
 
 
+def test_an_outage_is_logged_once_and_its_end_once_not_a_line_per_request(
+    api: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert api.get("/api/v1/queues").status_code == 200
+    down = f"redis://127.0.0.1:{closed_port()}"
+    with caplog.at_level(logging.WARNING, logger="caroud"):
+        with override_settings(CAROUD_REDIS_URL=down, CAROUD_RETRIES=0):
+            for _ in range(5):
+                assert api.get("/api/v1/queues").status_code == 503
+        assert api.get("/api/v1/queues").status_code == 200
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("Redis, for web requests failed, retrying until it is back")
+    assert lines[1].startswith("Redis, for web requests works again after")
+
+
 def test_the_request_deadline_setting_is_checked() -> None:
     assert conf.web_settings().request_deadline_s == conf.DEFAULT_REQUEST_DEADLINE_S
     with override_settings(CAROUD_REQUEST_DEADLINE="0.5"):

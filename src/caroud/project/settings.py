@@ -172,7 +172,9 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"outage_logged_once": {"()": "caroud.logs.DropStatus", "status": 503}},
     "loggers": {
         "caroud": {"handlers": ["console"], "level": _text("CAROUD_LOG_LEVEL", "INFO").upper()},
+        "django.request": {"filters": ["outage_logged_once"]},
     },
 }

@@ -17,6 +17,8 @@ context variable, so it follows the request's thread or asyncio task.
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,6 +29,8 @@ from redis.connection import Connection, SSLConnection, UnixDomainSocketConnecti
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
+
+from caroud.outage import Outage
 
 T = TypeVar("T")
 
@@ -40,6 +44,9 @@ PROBE_S = 0.25
 """The budget of a request while Redis is suspect (:func:`budget`)."""
 
 _suspect_until = 0.0
+_outage = Outage(logging.getLogger("caroud.web"), "Redis, for web requests")
+"""One warning when requests' Redis calls start failing, a reminder a minute, one when back."""
+_outage_lock = threading.Lock()
 
 
 def budget(seconds: float) -> float:
@@ -55,13 +62,18 @@ def budget(seconds: float) -> float:
     return min(seconds, PROBE_S) if time.monotonic() < _suspect_until else seconds
 
 
-def _note(ok: bool) -> None:
+def _note(error: Exception | None) -> None:
+    """A Redis call inside a deadline succeeded (``error`` None) or failed."""
     global _suspect_until  # noqa: PLW0603 - one flag for the process, as the pool is
-    if ok:
+    if error is None:
         if _suspect_until:
             _suspect_until = 0.0
+            with _outage_lock:
+                _outage.ok()
     else:
         _suspect_until = time.monotonic() + SUSPECT_S
+        with _outage_lock:
+            _outage.failed(error)
 
 
 @contextmanager
@@ -142,10 +154,10 @@ class _Bounded:
             kwargs["timeout"] = left if configured is None else min(configured, left)
         try:
             reply = super().read_response(*args, **kwargs)  # type: ignore[misc]
-        except (RedisTimeoutError, RedisConnectionError):
-            _note(ok=False)
+        except (RedisTimeoutError, RedisConnectionError) as e:
+            _note(e)
             raise
-        _note(ok=True)
+        _note(None)
         return reply
 
     def connect(self) -> None:
@@ -157,8 +169,8 @@ class _Bounded:
         self.socket_connect_timeout = left if configured is None else min(configured, left)
         try:
             super().connect()  # type: ignore[misc]
-        except (RedisTimeoutError, RedisConnectionError):
-            _note(ok=False)
+        except (RedisTimeoutError, RedisConnectionError) as e:
+            _note(e)
             raise
         finally:
             self.socket_connect_timeout = configured

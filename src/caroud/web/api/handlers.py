@@ -24,7 +24,7 @@ from ninja import NinjaAPI
 from ninja.errors import HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 
-from caroud.errors import CaroudError
+from caroud.errors import CaroudError, RedisTimeoutError, RedisUnavailableError
 from caroud.web.conf import web_settings
 from caroud.web.errors import (
     RateLimitedError,
@@ -91,7 +91,11 @@ def install(api: NinjaAPI) -> None:
     def caroud_error(request: HttpRequest, exc: CaroudError) -> HttpResponse:
         status = status_of(exc)
         if status >= 500:
-            log.warning("request failed: %s", exc, extra={"path": request.path})
+            # Redis away: caroud.redis.deadline logs the outage once (and when it is
+            # over), not a line per request
+            quiet = isinstance(exc, RedisUnavailableError | RedisTimeoutError)
+            level = logging.DEBUG if quiet else logging.WARNING
+            log.log(level, "request failed: %s", exc, extra={"path": request.path})
         response = error_response(status, exc.code, str(exc), details_of(exc))
         if isinstance(exc, RateLimitedError):
             response["Retry-After"] = str(exc.retry_after)
